@@ -1,0 +1,32 @@
+# The two quickstart commands:
+#   make lab    set everything up, make the toy faces, open the course in JupyterLab
+#   make test   set everything up, run the unit tests and every notebook in smoke mode
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: setup lab test toyfaces bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
+	@touch $@
+
+toyfaces: setup
+	$(BIN)/python -m helpers.toyfaces
+
+lab: setup toyfaces
+	$(BIN)/jupyter lab notebooks/
+
+test: setup
+	SMOKE=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --durations=15
+
+bench: setup
+	$(BIN)/python -m helpers.benchmark data
+
+clean:
+	rm -rf $(VENV) data/cache data/toyfaces-smoke runs

@@ -1,0 +1,33 @@
+"""Shared fixtures.
+
+The real UTKFace sample lives beside the project on development machines and in CI, never
+inside it. Point UTKFACE_SAMPLE_DIR at a folder of UTKFace JPEGs to use another copy; tests
+that need real faces skip, with the reason, where none is found.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _real_sample_dir() -> Path | None:
+    env = os.environ.get("UTKFACE_SAMPLE_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(_ROOT.parent / "shared" / "data" / "utkface-sample" / "UTKFace")
+    for c in candidates:
+        if c.is_dir() and any(c.glob("*.jpg")):
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_utkface_dir() -> Path:
+    d = _real_sample_dir()
+    if d is None:
+        pytest.skip("no real UTKFace sample here: set UTKFACE_SAMPLE_DIR to a folder of UTKFace images")
+    return d
