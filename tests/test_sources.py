@@ -1,0 +1,489 @@
+"""Tests for helpers.sources: every loader on tiny datasets built in tmp_path, no network."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+import time
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import sources
+from helpers.sources import (
+    COLUMNS,
+    SOURCES,
+    DatasetNotFound,
+    LoadReport,
+    MalformedName,
+    MissingCredentials,
+    UnsafeArchive,
+    UTKName,
+    find_kaggle_credentials,
+    get_facial_age,
+    get_imdb_wiki,
+    get_utkface,
+    load_facial_age,
+    load_faces,
+    load_imdb_wiki,
+    load_utkface,
+    parse_utkface_name,
+    safe_extract,
+)
+
+REAL_MALFORMED = [
+    "14_0_0_2017011022340900.jpg.chip.jpg",  # 16-digit timestamp
+    "61_1_20170109142408075.jpg.chip.jpg",  # no race
+    "61_3_20170109150557335.jpg.chip.jpg",  # no race
+]
+
+
+def image_bytes(fmt: str = "JPEG", value: int = 128) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (value, value // 2, 255 - value)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def write_image(path: Path, fmt: str = "JPEG") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image_bytes(fmt))
+    return path
+
+
+def check_table(df: pd.DataFrame, source: str) -> None:
+    assert tuple(df.columns) == COLUMNS
+    assert str(df["age"].dtype) == "int64"
+    assert str(df["gender"].dtype) == "Int64" and str(df["race"].dtype) == "Int64"
+    assert (df["source"] == source).all()
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in df["path"])
+    assert isinstance(df.attrs["report"], LoadReport)
+
+
+def check_balance(r: LoadReport) -> None:
+    assert r.found == r.kept + r.duplicates + len(r.malformed) + len(r.unreadable) + r.filtered
+
+
+# ------------------------------------------------------------------------------------------------
+# parse_utkface_name
+# ------------------------------------------------------------------------------------------------
+
+
+def test_parse_good_names():
+    assert parse_utkface_name("26_1_3_20170119181450627.jpg.chip.jpg") == UTKName(26, 1, 3, "20170119181450627")
+    assert parse_utkface_name("1_0_0_20161219140623097.jpg.chip.jpg").age == 1
+    assert parse_utkface_name("116_1_4_20170120134921760.jpg") == UTKName(116, 1, 4, "20170120134921760")
+    assert parse_utkface_name("/some/folder/UTKFace/0_0_2_20170120134921760.jpg.chip.jpg").age == 0
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        (REAL_MALFORMED[0], "16 digits"),
+        (REAL_MALFORMED[1], "3 fields"),
+        (REAL_MALFORMED[2], "3 fields"),
+        ("26_1_3_4_20170119181450627.jpg.chip.jpg", "5 fields"),
+        ("2x_1_3_20170119181450627.jpg.chip.jpg", "age '2x' is not a whole number"),
+        ("26_m_3_20170119181450627.jpg.chip.jpg", "gender 'm'"),
+        ("26_1__20170119181450627.jpg.chip.jpg", "race ''"),
+        ("-1_1_3_20170119181450627.jpg.chip.jpg", "not a whole number"),
+        ("26_2_3_20170119181450627.jpg.chip.jpg", "gender 2"),
+        ("26_1_5_20170119181450627.jpg.chip.jpg", "race 5"),
+        ("121_1_3_20170119181450627.jpg.chip.jpg", "age 121"),
+        ("26_1_3_201701191814506270.jpg.chip.jpg", "18 digits"),
+        ("26_1_3_20170119181450627.png", "does not end"),
+        ("26_1_3_20170119181450627.jpg.chip.png", "does not end"),
+        ("26_1_3_20170119181450627", "does not end"),
+    ],
+)
+def test_parse_malformed_names(name, reason):
+    with pytest.raises(MalformedName, match=reason):
+        parse_utkface_name(name)
+    assert issubclass(MalformedName, ValueError)
+
+
+# ------------------------------------------------------------------------------------------------
+# UTKFace from a zip laid out like the Kaggle one
+# ------------------------------------------------------------------------------------------------
+
+MAIN = ["20_0_0_20170101000000001.jpg.chip.jpg", "35_1_1_20170101000000002.jpg.chip.jpg",
+        "60_0_2_20170101000000003.jpg.chip.jpg", "8_1_3_20170101000000004.jpg.chip.jpg"]
+CROP_ONLY = "45_1_4_20170101000000005.jpg.chip.jpg"  # only in crop_part1/
+EMPTY = "30_0_0_20170101000000006.jpg.chip.jpg"  # 0 bytes
+TEXT = "31_1_0_20170101000000007.jpg.chip.jpg"  # a text file named .jpg
+BROKEN_FIRST = "50_1_2_20170101000000008.jpg.chip.jpg"  # empty in UTKFace/, fine in crop_part1/
+
+
+@pytest.fixture
+def kaggle_zip(tmp_path) -> Path:
+    """A zip shaped like jangedoo/utkface-new, with broken files mixed in."""
+    jpg, png = image_bytes(), image_bytes("PNG")
+    files: dict[str, bytes] = {}
+    top = {**{n: jpg for n in MAIN}, REAL_MALFORMED[1]: jpg, EMPTY: b"", TEXT: b"not an image\n", BROKEN_FIRST: b""}
+    crop = {MAIN[0]: jpg, MAIN[1]: jpg, CROP_ONLY: jpg, BROKEN_FIRST: jpg}
+    for prefix in ("", "utkface_aligned_cropped/"):
+        files.update({f"{prefix}UTKFace/{n}": b for n, b in top.items()})
+        files.update({f"{prefix}crop_part1/{n}": b for n, b in crop.items()})
+    files["notes.txt"] = b"not an image, not counted"
+    files["__MACOSX/UTKFace/._20_0_0_20170101000000001.jpg.chip.jpg"] = png
+    archive = tmp_path / "archive.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return archive
+
+
+def test_load_utkface_kaggle_zip(kaggle_zip, tmp_path, capsys):
+    df = load_utkface(kaggle_zip, extract_to=tmp_path / "out")
+    assert capsys.readouterr().out == ""  # silent unless verbose
+    check_table(df, "utkface")
+    names = [Path(p).name for p in df["path"]]
+    assert names == sorted(MAIN + [CROP_ONLY, BROKEN_FIRST])  # each once, sorted by name
+    r = df.attrs["report"]
+    assert r.found == 2 * (len(MAIN) + 4) + 2 * 4  # 8 top + 4 crop, twice
+    assert r.kept == 6
+    assert r.malformed == [REAL_MALFORMED[1]]
+    assert sorted(r.unreadable) == sorted([EMPTY, TEXT])
+    assert r.duplicates == r.found - len(set(names) | {REAL_MALFORMED[1], EMPTY, TEXT})
+    check_balance(r)
+
+    # The top-level UTKFace/ copy wins; a broken one gives way to the next readable copy.
+    by_name = {Path(p).name: Path(p) for p in df["path"]}
+    assert by_name[MAIN[0]].parent == (tmp_path / "out" / "UTKFace").resolve()
+    assert by_name[CROP_ONLY].parent == (tmp_path / "out" / "crop_part1").resolve()
+    assert by_name[BROKEN_FIRST].parent == (tmp_path / "out" / "crop_part1").resolve()
+
+    row = df[df["path"].str.endswith(MAIN[1])].iloc[0]
+    assert (row.age, row.gender, row.race) == (35, 1, 1)
+    assert "duplicate" in r.summary() and "1 malformed" in r.summary() and "2 unreadable" in r.summary()
+
+
+def test_load_utkface_folder_variants_and_max_images(kaggle_zip, tmp_path, capsys):
+    out = safe_extract(kaggle_zip, tmp_path / "out")
+    whole = load_utkface(out)
+    only_top = load_utkface(out / "UTKFace", verbose=True)
+    assert "utkface:" in capsys.readouterr().out
+    assert only_top.attrs["report"].duplicates == 0
+    assert set(Path(p).name for p in only_top["path"]) == set(MAIN)  # BROKEN_FIRST is empty there
+    a = load_utkface(out, max_images=3, seed=1)
+    b = load_utkface(out, max_images=3, seed=1)
+    assert list(a["path"]) == list(b["path"]) and len(a) == 3
+    assert list(a["path"]) == sorted(a["path"], key=lambda p: Path(p).name)
+    assert set(a["path"]) <= set(whole["path"])
+    assert a.attrs["report"].filter_counts == {"max_images": len(whole) - 3}
+    check_balance(a.attrs["report"])
+    with pytest.raises(DatasetNotFound):
+        load_utkface(tmp_path / "nope")
+
+
+# ------------------------------------------------------------------------------------------------
+# safe_extract
+# ------------------------------------------------------------------------------------------------
+
+
+def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(zipfile.ZipInfo(name), data)  # ZipInfo keeps the name exactly as given
+    return path
+
+
+@pytest.mark.parametrize("bad", ["../evil.jpg", "UTKFace/../../evil.jpg", "/tmp/evil_absolute.jpg", "C:/evil.jpg"])
+def test_safe_extract_refuses_escaping_zip(tmp_path, bad):
+    archive = make_zip(tmp_path / "bad.zip", {"UTKFace/ok.jpg": image_bytes(), bad: b"x"})
+    dest = tmp_path / "dest" / "inner"
+    with pytest.raises(UnsafeArchive, match="evil"):
+        safe_extract(archive, dest)
+    assert not (tmp_path / "dest").exists()  # nothing extracted at all
+    assert not (tmp_path / "dest" / "evil.jpg").exists() and not (tmp_path / "evil.jpg").exists()
+    assert not Path("/tmp/evil_absolute.jpg").exists()
+    with pytest.raises(UnsafeArchive):
+        load_utkface(archive, extract_to=dest)
+
+
+def add_tar_entry(tf: tarfile.TarFile, name: str, *, data: bytes = b"", kind=tarfile.REGTYPE, link: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, len(data)
+    tf.addfile(info, io.BytesIO(data) if data else None)
+
+
+@pytest.mark.parametrize(
+    "kind, name, link",
+    [
+        (tarfile.SYMTYPE, "wiki_crop/escape", "../../outside"),
+        (tarfile.SYMTYPE, "wiki_crop/abs", "/etc"),
+        (tarfile.LNKTYPE, "wiki_crop/hard", "../outside.txt"),
+        (tarfile.CHRTYPE, "wiki_crop/dev", ""),
+        (tarfile.REGTYPE, "../evil.jpg", ""),
+    ],
+)
+def test_safe_extract_refuses_escaping_tar(tmp_path, kind, name, link):
+    archive = tmp_path / "wiki_crop.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        add_tar_entry(tf, "wiki_crop/00/1.jpg", data=image_bytes())
+        add_tar_entry(tf, name, kind=kind, link=link)
+    dest = tmp_path / "dest"
+    with pytest.raises(UnsafeArchive):
+        safe_extract(archive, dest)
+    assert not dest.exists() and not (tmp_path / "outside").exists()
+
+
+def test_safe_extract_tar_ok_idempotent_and_redone(tmp_path):
+    archive = tmp_path / "good.tar"
+    with tarfile.open(archive, "w") as tf:
+        add_tar_entry(tf, "a/1.jpg", data=image_bytes())
+        add_tar_entry(tf, "a/link.jpg", kind=tarfile.SYMTYPE, link="1.jpg")  # inside: allowed
+    dest = tmp_path / "dest"
+    assert safe_extract(archive, dest) == dest
+    assert (dest / "a" / "link.jpg").is_symlink() and (dest / "a" / "1.jpg").is_file()
+    (dest / "a" / "1.jpg").unlink()
+    safe_extract(archive, dest)  # marker present: instant, nothing redone
+    assert not (dest / "a" / "1.jpg").exists()
+    next(dest.glob(".*.extracted")).unlink()  # as if interrupted before the marker was written
+    safe_extract(archive, dest)
+    assert (dest / "a" / "1.jpg").is_file()
+
+
+# ------------------------------------------------------------------------------------------------
+# facial-age
+# ------------------------------------------------------------------------------------------------
+
+
+def test_load_facial_age(tmp_path):
+    root = tmp_path / "download" / "face_age"  # an extra top folder, as some copies have
+    for age, n in ((1, 2), (25, 3), (90, 1)):
+        for i in range(n):
+            write_image(root / f"{age:03d}" / f"{i + 1}.png", "PNG")
+    write_image(root / "misc" / "7.png", "PNG")  # not an age
+    (root / "025" / "9.png").write_bytes(b"")  # empty
+    (root / "readme.txt").write_text("ignored")
+    df = load_facial_age(tmp_path)
+    check_table(df, "facial-age")
+    assert df["age"].tolist() == [1, 1, 25, 25, 25, 90]
+    assert df["gender"].isna().all() and df["race"].isna().all()
+    r = df.attrs["report"]
+    assert (r.found, r.kept, r.malformed, r.unreadable) == (8, 6, ["misc/7.png"], ["025/9.png"])
+    check_balance(r)
+
+    archive = tmp_path / "facial-age.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in root.rglob("*.png"):
+            zf.write(f, f"face_age/{f.relative_to(root)}")
+    from_zip = load_facial_age(archive, extract_to=tmp_path / "x")
+    assert from_zip["age"].tolist() == df["age"].tolist()
+
+
+def test_get_facial_age_from_zip_in_data_dir(tmp_path, monkeypatch):
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    src = tmp_path / "src"
+    write_image(src / "face_age" / "042" / "1.png", "PNG")
+    (tmp_path / "data" / "facial-age").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "data" / "facial-age" / "archive.zip", "w") as zf:
+        zf.write(src / "face_age" / "042" / "1.png", "face_age/042/1.png")
+    df = get_facial_age(data_dir=tmp_path / "data", verbose=False)
+    assert df["age"].tolist() == [42]
+    df = load_faces("facial_age", data_dir=tmp_path / "data", verbose=False)  # second time: no re-extraction
+    assert len(df) == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# IMDB-WIKI
+# ------------------------------------------------------------------------------------------------
+
+
+def datenum(d: date) -> float:
+    """Python date -> Matlab datenum, with a fraction of a day as in the real file."""
+    return d.toordinal() + 366 + 0.25
+
+
+def write_wiki(root: Path) -> Path:
+    from scipy.io import savemat
+
+    nan, inf = float("nan"), float("inf")
+    rows = [  # full_path, dob, photo_taken, gender, face_score, second_face_score
+        ("17/a_1981-05-05_2009.jpg", date(1981, 5, 5), 2009, 1.0, 4.3, nan),  # 28, male
+        ("17/b_1981-09-05_2009.jpg", date(1981, 9, 5), 2009, 0.0, 2.0, nan),  # 27 (born after July), female
+        ("23/c_1990-01-01_2015.jpg", date(1990, 1, 1), 2015, nan, 3.1, nan),  # 25, unknown gender
+        ("23/d_1950-01-01_2000.jpg", date(1950, 1, 1), 2000, 1.0, -inf, nan),  # no face
+        ("23/e_1950-01-01_2000.jpg", date(1950, 1, 1), 2000, 1.0, 0.5, nan),  # weak face
+        ("42/f_1960-01-01_2000.jpg", date(1960, 1, 1), 2000, 0.0, 3.0, 1.7),  # second face
+        ("42/g_1800-01-01_2000.jpg", date(1800, 1, 1), 2000, 0.0, 3.0, nan),  # age 200
+        ("42/h_1970-01-01_2000.jpg", date(1970, 1, 1), 2000, 0.0, 3.0, nan),  # file missing
+        ("42/i_1970-01-01_2000.jpg", date(1970, 1, 1), 2000, 0.0, 3.0, nan),  # empty file
+    ]
+    for rel, *_ in rows:
+        if not rel.startswith(("42/h", "42/i")):
+            write_image(root / rel)
+    (root / "42").mkdir(exist_ok=True)
+    (root / "42/i_1970-01-01_2000.jpg").write_bytes(b"")
+    column = lambda k: np.array([[r[k] for r in rows]], dtype=float)  # noqa: E731 (1 x N, as in MATLAB)
+    wiki = {
+        "dob": np.array([[datenum(r[1]) for r in rows]]),
+        "photo_taken": np.array([[r[2] for r in rows]], dtype=np.uint16),
+        "full_path": np.array([r[0] for r in rows], dtype=object).reshape(1, -1),
+        "gender": column(3),
+        "face_score": column(4),
+        "second_face_score": column(5),
+        "name": np.array(["x"] * len(rows), dtype=object).reshape(1, -1),
+        "face_location": np.array([np.array([1.0, 1.0, 7.0, 7.0])] * len(rows), dtype=object).reshape(1, -1),
+    }
+    savemat(root / "wiki.mat", {"wiki": wiki})
+    return root
+
+
+def test_load_imdb_wiki(tmp_path):
+    write_wiki(tmp_path / "wiki_crop")
+    df = load_imdb_wiki(tmp_path)
+    check_table(df, "imdb-wiki")
+    assert [Path(p).name[0] for p in df["path"]] == ["a", "b", "c"]
+    assert df["age"].tolist() == [28, 27, 25]
+    assert df["gender"].tolist()[:2] == [0, 1] and df["gender"].isna().tolist() == [False, False, True]
+    assert df["race"].isna().all()
+    r = df.attrs["report"]
+    assert r.found == 9 and r.kept == 3
+    assert r.filter_counts == {"face score": 2, "second face": 1, "age range": 1, "missing file": 1}
+    assert r.filtered == 5 and r.unreadable == ["42/i_1970-01-01_2000.jpg"]
+    check_balance(r)
+    loose = load_imdb_wiki(tmp_path / "wiki_crop" / "wiki.mat", min_face_score=None, drop_second_face=False)
+    assert loose.attrs["report"].filter_counts == {"age range": 1, "missing file": 1}
+
+
+def test_imdb_wiki_from_tar_and_missing(tmp_path, capsys):
+    write_wiki(tmp_path / "src" / "wiki_crop")
+    data = tmp_path / "data"
+    (data / "imdb-wiki").mkdir(parents=True)
+    with tarfile.open(data / "imdb-wiki" / "wiki_crop.tar", "w") as tf:
+        tf.add(tmp_path / "src" / "wiki_crop", "wiki_crop")
+    df = load_faces("imdb-wiki", data_dir=data)
+    assert len(df) == 3 and "imdb-wiki: 9 files, 3 kept" in capsys.readouterr().out
+    with pytest.raises(DatasetNotFound, match="wiki_crop.tar") as err:
+        get_imdb_wiki(data_dir=tmp_path / "empty")
+    assert "ETH Zurich" in str(err.value) and "imdb-wiki" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Kaggle credentials
+# ------------------------------------------------------------------------------------------------
+
+
+def clear_kaggle_env(monkeypatch, home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(home / "kaggle-config"))
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+def test_missing_credentials(tmp_path, monkeypatch, capsys):
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    kaggle_loaded = "kaggle" in sys.modules
+    assert find_kaggle_credentials() is None
+    with pytest.raises(MissingCredentials) as err:
+        get_utkface(data_dir=tmp_path / "data")
+    message = str(err.value)
+    for needed in ("kaggle.json", "chmod 600", "KAGGLE_USERNAME", "KAGGLE_KEY", "Colab",
+                   "https://www.kaggle.com/datasets/jangedoo/utkface-new", "archive.zip",
+                   "load_faces('utkface', path=", "toy"):
+        assert needed in message, needed
+    assert capsys.readouterr().out == ""  # kaggle's own long auth text was never printed
+    assert ("kaggle" in sys.modules) == kaggle_loaded  # not imported without credentials
+    with pytest.raises(MissingCredentials, match="frabbisw/facial-age"):
+        load_faces("facial-age", data_dir=tmp_path / "data")
+
+
+def test_credentials_found(tmp_path, monkeypatch):
+    home = clear_kaggle_env(monkeypatch, tmp_path / "home")
+    config_dir = home / "kaggle-config"
+    config_dir.mkdir()
+    (config_dir / "kaggle.json").write_text("{not json")
+    assert find_kaggle_credentials() is None
+    (config_dir / "kaggle.json").write_text(json.dumps({"username": "student", "key": "0123abcd"}))
+    assert find_kaggle_credentials() == str(config_dir / "kaggle.json")
+    monkeypatch.delenv("KAGGLE_CONFIG_DIR")
+    assert find_kaggle_credentials() is None  # ~/.kaggle is empty
+    (home / ".kaggle").mkdir()
+    (home / ".kaggle" / "access_token").write_text("KGAT_abc")
+    assert find_kaggle_credentials().endswith("access_token")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_abc")
+    assert "KAGGLE_API_TOKEN" in find_kaggle_credentials()
+    monkeypatch.setenv("KAGGLE_USERNAME", "student")
+    monkeypatch.setenv("KAGGLE_KEY", "0123abcd")
+    assert "KAGGLE_USERNAME" in find_kaggle_credentials()
+
+
+def test_get_utkface_downloads_only_when_needed(tmp_path, monkeypatch, kaggle_zip):
+    """With credentials, get_utkface downloads (faked here), extracts and loads; the next call reuses it."""
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("KAGGLE_USERNAME", "student")
+    monkeypatch.setenv("KAGGLE_KEY", "0123abcd")
+    calls = []
+
+    class FakeApi:
+        def dataset_download_files(self, slug, path, quiet, unzip):
+            calls.append(slug)
+            assert unzip is False
+            (Path(path) / "utkface-new.zip").write_bytes(kaggle_zip.read_bytes())
+
+    monkeypatch.setattr(sources, "_kaggle_api", lambda slug, dest: FakeApi())
+    df = get_utkface(data_dir=tmp_path / "data", verbose=False)
+    assert calls == ["jangedoo/utkface-new"] and len(df) == 6
+    df = get_utkface(data_dir=tmp_path / "data", verbose=False, max_images=2)
+    assert calls == ["jangedoo/utkface-new"] and len(df) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# load_faces
+# ------------------------------------------------------------------------------------------------
+
+
+def test_load_faces_dispatch(kaggle_zip, tmp_path):
+    assert SOURCES == ("toy", "utkface", "facial-age", "imdb-wiki")
+    with pytest.raises(ValueError, match="toy, utkface, facial-age, imdb-wiki"):
+        load_faces("celeba")
+    df = load_faces("UTKFace", path=kaggle_zip, extract_to=tmp_path / "out", verbose=False)
+    assert len(df) == 6
+    df = load_faces("utkface", path=kaggle_zip, data_dir=tmp_path / "data", verbose=False)
+    assert len(df) == 6 and (tmp_path / "data" / "utkface" / "UTKFace").is_dir()
+
+
+def test_load_faces_toy_goes_to_toyfaces(tmp_path, monkeypatch, capsys):
+    """"toy" calls helpers.toyfaces.load_toy_faces(path, **kw); a stand-in module keeps this test independent."""
+    import types
+
+    seen = {}
+
+    def load_toy_faces(out_dir=None, generate=True, **kw):
+        seen.update(out_dir=out_dir, **kw)
+        return pd.DataFrame({"path": [f"/toy/{i}.png" for i in range(10)], "age": range(10), "gender": 0,
+                             "race": 0, "source": "toy", "identity": 0, "variant": 0})
+
+    monkeypatch.setitem(sys.modules, "helpers.toyfaces", types.SimpleNamespace(load_toy_faces=load_toy_faces))
+    df = load_faces("toy", path=tmp_path, max_images=4, n=10)
+    assert seen == {"out_dir": tmp_path, "n": 10}
+    assert len(df) == 4 and list(df["age"]) == sorted(df["age"]) and "identity" in df
+    assert "toy: 4 faces" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# The real sample
+# ------------------------------------------------------------------------------------------------
+
+
+def test_real_utkface_sample(real_utkface_dir):
+    start = time.perf_counter()
+    df = load_utkface(real_utkface_dir)
+    seconds = time.perf_counter() - start
+    r = df.attrs["report"]
+    assert (r.found, r.kept, r.duplicates, r.unreadable) == (7393, 7390, 0, [])
+    assert sorted(r.malformed) == REAL_MALFORMED
+    check_table(df.head(50), "utkface")
+    assert df["age"].between(1, 116).all() and set(df["gender"]) == {0, 1} and set(df["race"]) == {0, 1, 2, 3, 4}
+    assert seconds < 10, f"loading 7,393 files took {seconds:.1f} s"
