@@ -33,9 +33,10 @@ DATA_DIR: Path = Path(os.environ.get("FACEAGING_DATA", ROOT / "data")).expanduse
 RUNS_DIR: Path = Path(os.environ.get("FACEAGING_RUNS", ROOT / "runs")).expanduser()
 #: Figures for the README.
 IMGS_DIR: Path = ROOT / "imgs"
-#: Which faces the notebooks use unless a cell says otherwise: "toy" (built in, offline),
-#: "utkface", "facial-age" or "imdb-wiki". FACEAGING_SOURCE_PATH points at a zip or folder of it.
-DATA_SOURCE: str = os.environ.get("FACEAGING_SOURCE", "toy")
+#: Which faces the notebooks use: "auto" (UTKFace when its zip, folder or Kaggle credentials are
+#: at hand, else the toy faces), "toy" (built in, offline), "utkface", "facial-age" or
+#: "imdb-wiki". FACEAGING_SOURCE_PATH points at a zip or folder of it.
+DATA_SOURCE: str = os.environ.get("FACEAGING_SOURCE", "auto")
 DATA_SOURCE_PATH: str | None = os.environ.get("FACEAGING_SOURCE_PATH") or None
 
 

@@ -804,6 +804,23 @@ def _get_kaggle(
 # ----------------------------------------------------------------------------------------------
 
 
+def choose_source(path=None, data_dir=None) -> tuple[str, str]:
+    """What ``load_faces("auto")`` uses, and why: UTKFace when it is at hand, else the toy faces.
+
+    UTKFace counts as at hand when ``path`` is given, when ``data_dir/utkface`` (default
+    ``DATA_DIR/utkface``) already holds its zip or images, or when Kaggle credentials exist.
+    """
+    if path is not None:
+        return "utkface", f"given {path}"
+    base = Path(data_dir or config.DATA_DIR).expanduser() / "utkface"
+    if base.is_dir() and (any(base.glob("*.zip")) or any(base.rglob("*.jpg"))):
+        return "utkface", f"found in {base}"
+    where = find_kaggle_credentials()
+    if where is not None:
+        return "utkface", f"Kaggle credentials in {where}"
+    return "toy", "no UTKFace zip or folder and no Kaggle credentials; the built-in toy faces need neither"
+
+
 def load_faces(
     source: str = "toy",
     path: str | os.PathLike | None = None,
@@ -814,12 +831,26 @@ def load_faces(
     """Load a face dataset as the standard table (see the module docstring).
 
     ``source`` is one of :data:`SOURCES`: ``"toy"`` (built in, offline), ``"utkface"``,
-    ``"facial-age"`` or ``"imdb-wiki"``. ``path`` points at a folder or an archive you already
+    ``"facial-age"`` or ``"imdb-wiki"``; or ``"auto"``: UTKFace when it is at hand (see
+    :func:`choose_source`), the toy faces otherwise. ``path`` points at a folder or an archive you already
     have; without it the data is looked for under ``DATA_DIR`` and, for the Kaggle datasets,
     downloaded. ``max_images`` keeps a seeded random subset. Other keywords go to the loader
     (``data_dir=``, ``seed=``, ``min_face_score=`` ...; for "toy", to ``load_toy_faces``).
     """
     key = source.strip().lower().replace("_", "-")
+    if key == "auto":
+        key, why = choose_source(path, kw.get("data_dir"))
+        if verbose:
+            print(f"face source: {key} ({why})")
+        if key == "utkface":
+            try:
+                return get_utkface(path=path, verbose=verbose, max_images=max_images, **kw)
+            except (MissingCredentials, OSError) as err:  # e.g. credentials but no network
+                if verbose:
+                    print(f"could not get UTKFace ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                          "using the toy faces instead")
+                key, path = "toy", None
+                kw.pop("data_dir", None)
     if key == "toy":
         from helpers.toyfaces import load_toy_faces  # imported here: a separate module
 

@@ -24,5 +24,5 @@ def test_smoke_switch_shrinks_sizes():
 def test_data_dir_and_source_come_from_the_environment(tmp_path):
     assert _ask("config.DATA_DIR", FACEAGING_DATA=str(tmp_path)) == str(tmp_path)
     assert _ask("config.DATA.toy_dir.parent", FACEAGING_DATA=str(tmp_path)) == str(tmp_path)
-    assert _ask("config.DATA_SOURCE") == "toy"
+    assert _ask("config.DATA_SOURCE") == "auto"
     assert _ask("config.DATA_SOURCE", FACEAGING_SOURCE="utkface") == "utkface"
