@@ -80,3 +80,241 @@ def summary() -> str:
     """One line that tells a student which mode is on and where the data lives."""
     mode = "SMOKE (tiny sizes, for CI)" if SMOKE else "full course settings"
     return f"mode: {mode} | data: {DATA_DIR} | runs: {RUNS_DIR}"
+
+
+@dataclass(frozen=True)
+class DCGANSettings:
+    """The DCGAN of notebook 02 (and the base of the conditional DCGAN in notebook 04)."""
+
+    image_size: int  # training resolution (a power of two; 64 is DCGAN's own)
+    batch_size: int
+    epochs: int
+    nz: int = 100  # length of the noise vector z
+    ngf: int = 64  # generator base channels
+    ndf: int = 64  # discriminator base channels
+    lr: float = 2e-4  # Adam learning rate, both players (Radford et al.)
+    beta1: float = 0.5  # Adam beta1 (Radford et al.: 0.9 oscillates)
+    n_samples: int = 64  # size of the fixed noise batch watched during training
+    sample_every: int = 50  # steps between saved sample grids (the animation's frames)
+    checkpoint_every: int = 200  # steps between checkpoints (and one at every epoch's end)
+    seed: int = 0
+    run_name: str = "dcgan"  # checkpoints go to RUNS_DIR / run_name
+
+
+DCGAN = pick(
+    DCGANSettings(image_size=64, batch_size=32, epochs=5),
+    DCGANSettings(
+        image_size=32, batch_size=16, epochs=2, nz=32, ngf=16, ndf=16, n_samples=16,
+        sample_every=4, checkpoint_every=10, run_name="dcgan-smoke",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class CycleGANSettings:
+    """CycleGAN young <-> old (notebook 03, ``python -m helpers.train cyclegan``).
+
+    Two full settings: ``CYCLEGAN`` is the course's design for a GPU (Zhu et al.'s networks at
+    128 px); ``CYCLEGAN_CPU`` is a smaller model at 64 px that learns the toy faces' aging on a
+    laptop CPU in under 20 minutes. :func:`helpers.cyclegan.default_settings` picks by device.
+    """
+
+    image_size: int  # training crop (a multiple of 4; of 8 for the seed-003 generator)
+    load_size: int  # faces are resized to this, then randomly cropped to image_size
+    batch_size: int
+    n_epochs_constant: int  # epochs at the initial learning rate ...
+    n_epochs_decay: int  # ... then this many with it falling linearly to zero
+    generator: str = "resnet"  # "resnet" (Zhu et al., 2017) or "seed003" (seed 003's smaller design)
+    ngf: int = 64  # generator base channels
+    ndf: int = 64  # discriminator base channels
+    n_blocks: int = 9  # residual blocks (9, or 6 as the paper uses at 128 px)
+    residual: bool = False  # generators learn the change to the input (Shen and Liu, 2017; not in the paper)
+    lambda_cycle: float = 10.0  # weight of the cycle-consistency loss
+    lambda_identity: float = 0.5  # identity loss weight, as a fraction of lambda_cycle (0: off)
+    pool_size: int = 50  # past fakes kept for the discriminators
+    lr: float = 2e-4  # Adam, both generators and both discriminators
+    beta1: float = 0.5
+    lr_policy: str = "linear"  # "linear", "constant", "step" or "cosine"
+    n_show: int = 8  # test faces in the result grids
+    sample_every: int = 200  # steps between saved result grids
+    checkpoint_every: int = 500  # steps between checkpoints (and one at every epoch's end)
+    seed: int = 0
+    run_name: str = "cyclegan"  # checkpoints go to RUNS_DIR / run_name
+
+
+_CYCLEGAN_SMOKE = CycleGANSettings(
+    image_size=32, load_size=36, batch_size=8, n_epochs_constant=1, n_epochs_decay=1, ngf=8, ndf=8, n_blocks=2,
+    n_show=4, sample_every=5, checkpoint_every=20, run_name="cyclegan-smoke",
+)
+CYCLEGAN = pick(
+    CycleGANSettings(image_size=128, load_size=143, batch_size=8, n_epochs_constant=10, n_epochs_decay=10),
+    _CYCLEGAN_SMOKE,
+)
+CYCLEGAN_CPU = pick(
+    CycleGANSettings(
+        image_size=64, load_size=72, batch_size=4, n_epochs_constant=3, n_epochs_decay=3, ngf=32, ndf=32, n_blocks=6,
+        sample_every=100, checkpoint_every=200, run_name="cyclegan-cpu",
+    ),
+    _CYCLEGAN_SMOKE,
+)
+
+
+@dataclass(frozen=True)
+class AgeGANSettings:
+    """The age-modulated encoder-decoder GAN of notebook 06 (seed 001, after RAGAN).
+
+    One generator moves a face to any of the age groups that ``group_edges`` defines (their
+    lower edges: ``(0, 15, 30, 45, 60, 75)`` gives 0-14, 15-29, 30-44, 45-59, 60-74 and 75+).
+    Real faces train at ``image_size``; the toy faces, whose age traits are drawn to survive
+    64 px, at ``toy_image_size``, where a 2-core CPU trains the model in under half an hour.
+    """
+
+    image_size: int  # training resolution on real faces (a multiple of 4)
+    toy_image_size: int  # training resolution on the toy faces
+    batch_size: int
+    n_epochs_constant: int  # epochs at the initial learning rate ...
+    n_epochs_decay: int  # ... then this many with it falling linearly to zero
+    group_edges: tuple = (0, 15, 30, 45, 60, 75)  # lower edges of the age groups (the last is open)
+    ngf: int = 16  # generator base channels (the identity code has 4 ngf); 32+ for sharper real faces on a GPU
+    ndf: int = 32  # discriminator base channels
+    n_enc_blocks: int = 2  # residual blocks in the identity encoder
+    n_dec_blocks: int = 2  # age-modulated residual blocks in the decoder
+    style_dim: int = 128  # width of the age modulator's MLP
+    n_layers_D: int = 4  # stride-2 layers in the discriminator's trunk
+    generators: int = 1  # 1: one generator used both ways (StarGAN); 2: seed 001's forward + restoring pair
+    lambda_age: float = 1.0  # generator: age classification of its fakes
+    lambda_age_D: float = 1.0  # discriminator: age classification of real faces
+    lambda_cycle: float = 10.0  # |G(G(x, t), s) - x|
+    lambda_identity: float = 5.0  # |G(x, s) - x| (0: off)
+    lr: float = 2e-4  # Adam, both players
+    beta1: float = 0.5
+    lr_policy: str = "linear"  # "linear", "constant", "step" or "cosine" (helpers.cyclegan.make_scheduler)
+    n_show: int = 6  # test faces in the age grids
+    sample_every: int = 100  # steps between saved age grids
+    checkpoint_every: int = 200  # steps between checkpoints (and one at every epoch's end)
+    eval_faces: int = 200  # test faces in the quick age check on toy faces (helpers.agegan.evaluate_toy)
+    probe_steps: int = 300  # training steps of that check's small age classifier
+    seed: int = 0
+    run_name: str = "agegan"  # checkpoints go to RUNS_DIR / run_name
+
+    @property
+    def epochs(self) -> int:
+        return self.n_epochs_constant + self.n_epochs_decay
+
+
+AGEGAN = pick(
+    AgeGANSettings(image_size=128, toy_image_size=64, batch_size=16, n_epochs_constant=3, n_epochs_decay=2),
+    AgeGANSettings(
+        image_size=32, toy_image_size=32, batch_size=8, n_epochs_constant=1, n_epochs_decay=0, ngf=8, ndf=8,
+        n_enc_blocks=1, n_dec_blocks=1, style_dim=16, n_layers_D=3, n_show=3, sample_every=8,
+        checkpoint_every=12, eval_faces=24, probe_steps=30, run_name="agegan-smoke",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Measuring the models (notebook 07, ``python -m helpers.evaluate``; see :mod:`helpers.metrics`).
+
+    The age classifier (and, on toy faces, the trait classifier) is trained once per data source
+    and saved in ``RUNS_DIR / run_name``; every notebook and the command line reuse it.
+    """
+
+    image_size: int  # the classifiers' input resolution (faces of any size are resized to it)
+    width: int  # the classifiers' base channels (features for the stand-in FID: 8 x width)
+    steps: int  # training steps of each classifier
+    batch_size: int
+    n_faces: int | None  # test faces scored per model (None: all of them)
+    lr: float = 2e-3
+    age_sigma: float = 3.0  # years: width of the soft age labels
+    fid: str = "auto"  # "auto" (Inception when its weights can be had, else the stand-in), "inception", "stand-in"
+    fid_download: bool = True  # fetch the Inception weights once when they are missing and the host answers
+    network_timeout: float = 3.0  # seconds to wait for the download host before falling back
+    seed: int = 0
+    run_name: str = "eval"  # classifiers and tables go to RUNS_DIR / run_name
+
+
+EVAL = pick(
+    EvalSettings(image_size=64, width=16, steps=600, batch_size=64, n_faces=500),
+    EvalSettings(image_size=32, width=8, steps=30, batch_size=16, n_faces=24, fid_download=False,
+                 run_name="eval-smoke"),
+)
+
+
+@dataclass(frozen=True)
+class CDCGANSettings:
+    """The conditional DCGAN of notebook 04 (seed 004; ``python -m helpers.train cdcgan``).
+
+    The DCGAN of notebook 02 with a one-hot age label on the generator's noise and on the
+    discriminator's first feature maps. ``groups`` are the seed's two age groups; any number of
+    non-overlapping ranges works. ``wide_groups`` is the wider gap the notebook compares them
+    with (``python -m helpers.train cdcgan-wide``). Training is counted in steps, not epochs,
+    because how many faces there are depends on the groups. The full setting trains a
+    half-width DCGAN at 64 px in about 10 minutes on a laptop CPU.
+    """
+
+    image_size: int  # a power of two (64 is DCGAN's own)
+    batch_size: int
+    steps: int  # training steps in all
+    groups: tuple = ("20-30", "40-50")  # the seed's age groups (IMDB-WIKI there)
+    wide_groups: tuple = ("20-30", "60+")  # a wider gap, for comparison
+    nz: int = 100  # noise length (the seed's 100)
+    ngf: int = 32  # generator base channels (64 is Radford et al.'s; 32 trains on a CPU)
+    ndf: int = 32  # discriminator base channels
+    lr: float = 2e-4
+    beta1: float = 0.5
+    n_show: int = 8  # noise vectors in the label grids, each drawn with every label
+    sample_every: int = 100  # steps between saved label grids
+    checkpoint_every: int = 200
+    eval_per_group: int = 256  # generated faces per group in the label-agreement check
+    classifier_steps: int = 600  # training steps of the age classifier that judges them
+    seed: int = 0
+    run_name: str = "cdcgan"  # RUNS_DIR / run_name for ``groups``; other groups add their names to it
+
+
+CDCGAN = pick(
+    CDCGANSettings(image_size=64, batch_size=32, steps=1500),
+    CDCGANSettings(
+        image_size=32, batch_size=8, steps=20, nz=32, ngf=16, ndf=16, n_show=4, sample_every=10,
+        checkpoint_every=20, eval_per_group=16, classifier_steps=30, run_name="cdcgan-smoke",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The encoder that inverts the conditional DCGAN (notebook 05; ``python -m helpers.train encoder``).
+
+    Two encoders are trained for the same number of steps: the seed's (on generated faces,
+    noise-space loss only) in ``RUNS_DIR / (run_name + "-seed")``, and the improved one (real
+    faces too, with an image-space loss) in ``RUNS_DIR / run_name``. Latent refinement then
+    starts from the encoder's guess.
+    """
+
+    steps: int  # training steps of each encoder
+    batch_size: int
+    cgan: str = "wide"  # which conditional DCGAN to invert: "wide" (CDCGAN.wide_groups) or "seed" (CDCGAN.groups)
+    nef: int = 32  # encoder base channels
+    kernel_size: int = 5  # the seed's 5x5 filters
+    lr: float = 1e-3
+    lambda_latent: float = 1.0  # noise-space MSE on generated faces (the seed's loss)
+    lambda_pixel: float = 1.0  # image-space L1 on real faces (the improvement)
+    refine_steps: int = 200  # gradient steps on each face's noise vector
+    refine_lr: float = 0.05
+    lambda_prior: float = 1e-3  # keeps refined noise near the prior N(0, I)
+    calibration_batches: int = 32  # batches that re-estimate the frozen generator's batch-norm statistics
+    n_eval: int = 128  # test faces in the reconstruction numbers
+    n_show: int = 8  # test faces in the grids
+    sample_every: int = 100
+    checkpoint_every: int = 200
+    seed: int = 0
+    run_name: str = "encoder"
+
+
+ENCODER = pick(
+    EncoderSettings(steps=1500, batch_size=32),
+    EncoderSettings(
+        steps=20, batch_size=8, nef=8, refine_steps=20, calibration_batches=4, n_eval=16, n_show=4,
+        sample_every=10, checkpoint_every=20, run_name="encoder-smoke",
+    ),
+)

@@ -1,0 +1,644 @@
+"""Age your own photo: find the face, crop it, and run it through every model you have trained.
+
+This is the course's FaceApp (seed 002's goal: "put in a selfie and see yourself older or
+younger"). The steps:
+
+1. :func:`helpers.faces.find_face` loads the photo, finds the face with a Haar cascade and
+   crops it with UTKFace's framing (200x200);
+2. each trained model in :data:`AGERS` that has weights in its run folder is loaded
+   (:func:`load_ager`) and ages the crop to each of its targets (:meth:`Ager.age`);
+3. the results are shown side by side (:func:`show_aged`), on an age slider
+   (:func:`age_slider`) and as an animated GIF that runs through the ages (:meth:`Ager.series`).
+
+The models and what they give:
+
+- ``cyclegan`` (notebook 03): two generators, young -> old and old -> young; two targets.
+- ``agegan`` (notebook 06): one generator for every age group; a target per group, and because
+  its condition may be a *mix* of two groups, a smooth walk through the ages for the animation.
+- ``cdcgan`` (notebooks 04 and 05, the encoder + conditional DCGAN): listed, but not yet able
+  to age a photo; it says so.
+
+The same thing headless::
+
+    python -m helpers.age_photo PHOTO|--example [--model all|cyclegan|agegan] [--out DIR]
+                                [--choose N] [--run-dir DIR] [--device cpu] [--smoke]
+
+writes the crop, the photo with its faces numbered, each model's side-by-side strip, one picture
+per target and a GIF. Every problem a student can cause (no face, several faces, a face too
+small, a file that is not an image, a model not trained yet) ends with a message, not a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import faces
+from .faces import CROP_SIZE, PhotoError
+
+# --------------------------------------------------------------------------- errors
+
+
+class NoTrainedModel(PhotoError):
+    """A model has no weights yet; the message says which notebook (or command) trains it."""
+
+
+# --------------------------------------------------------------------------- image helpers
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(img, (size, size), interpolation=interp))
+
+
+def _to_tensor(face: np.ndarray, size: int):
+    """A ``(H, W, 3)`` uint8 face -> a ``(1, 3, size, size)`` uint8 tensor at the model's resolution."""
+    import torch
+
+    return torch.from_numpy(_resize(face, size)).permute(2, 0, 1)[None].contiguous()
+
+
+def _from_tensor(x, size: int) -> list[np.ndarray]:
+    """Model outputs ``(B, 3, s, s)`` in [-1, 1] -> uint8 ``(size, size, 3)`` pictures."""
+    from .cache import to_uint8
+
+    out = to_uint8(x).permute(0, 2, 3, 1).numpy()
+    return [_resize(np.ascontiguousarray(o), size) for o in out]
+
+
+def _gif_ready(frames) -> list[np.ndarray]:
+    """Frames reduced to 256 colours each with Pillow's fast octree quantizer.
+
+    A GIF holds at most 256 colours per frame; left to itself, the GIF writer reduces every
+    frame with the slower median-cut method, several times slower for the same look.
+    """
+    from PIL import Image
+
+    return [np.asarray(Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE).convert("RGB"))
+            for f in frames]
+
+
+def save_animation(frames, path, duration_ms: int = 250, bounce: bool = True) -> Path:
+    """Write frames as a looping GIF (with :func:`helpers.plots.save_gif`); ``bounce`` plays them forth and back."""
+    from .plots import save_gif
+
+    frames = list(frames)
+    if bounce and len(frames) > 2:
+        frames = frames + frames[-2:0:-1]
+    return save_gif(_gif_ready(frames), path, duration_ms=duration_ms, final_pause_ms=duration_ms)
+
+
+def caption(img: np.ndarray, text: str, height: int | None = None) -> np.ndarray:
+    """The picture with ``text`` written in a white band under it."""
+    import cv2
+
+    h, w = img.shape[:2]
+    height = height or max(18, w // 8)
+    band = np.full((height, w, 3), 255, np.uint8)
+    scale = height / 40
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    while tw > w - 4 and scale > 0.25:
+        scale *= 0.9
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    cv2.putText(band, text, ((w - tw) // 2, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    return np.concatenate([img, band], axis=0)
+
+
+def strip(images, labels=None, gap: int = 4) -> np.ndarray:
+    """Pictures of one size side by side (with captions when ``labels`` are given), as one uint8 picture."""
+    images = [caption(im, str(lb)) if labels is not None else im
+              for im, lb in zip(images, labels if labels is not None else [None] * len(images))]
+    h = max(im.shape[0] for im in images)
+    parts = []
+    for i, im in enumerate(images):
+        if i:
+            parts.append(np.full((h, gap, 3), 255, np.uint8))
+        parts.append(im)
+    return np.concatenate(parts, axis=1)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class AgedFaces:
+    """One model's results for one face: the input crop, and the face at each target."""
+
+    model: str  # the ager's name, e.g. "cyclegan"
+    title: str  # e.g. "CycleGAN young <-> old"
+    face: np.ndarray  # the input crop (uint8, CROP_SIZE x CROP_SIZE x 3)
+    labels: list[str]  # one per target, youngest first
+    images: list[np.ndarray]  # the face at each target (uint8, same size as the input)
+    note: str = ""  # where the weights came from
+
+    def strip(self, with_input: bool = True) -> np.ndarray:
+        """The input and every target side by side, with captions."""
+        ims = ([self.face] if with_input else []) + list(self.images)
+        labels = (["your photo"] if with_input else []) + list(self.labels)
+        return strip(ims, labels)
+
+
+# --------------------------------------------------------------------------- agers
+
+
+class Ager:
+    """A trained model that ages a face crop. Subclasses set ``labels`` and implement :meth:`_targets`."""
+
+    name = "ager"
+    title = "an aging model"
+
+    def __init__(self, run_dir: Path, image_size: int, steps: int | None, source: str):
+        self.run_dir, self.image_size, self.steps, self.source = Path(run_dir), int(image_size), steps, source
+        self.labels: list[str] = []
+
+    def __repr__(self) -> str:
+        trained = f"{self.steps} steps, " if self.steps is not None else ""
+        return f"{type(self).__name__}({self.title}: {trained}{self.image_size}px, from {self.source})"
+
+    def age(self, face: np.ndarray, size: int = CROP_SIZE) -> AgedFaces:
+        """The face (a ``(H, W, 3)`` uint8 crop) at every target, shown at ``size`` px."""
+        face = faces.load_photo(face)
+        images = _from_tensor(self._targets(_to_tensor(face, self.image_size)), size)
+        return AgedFaces(self.name, self.title, _resize(face, size), list(self.labels), images, repr(self))
+
+    def series(self, face: np.ndarray, frames_between: int = 3, size: int = CROP_SIZE) -> tuple[list[np.ndarray], list[str]]:
+        """Frames that run through the ages, youngest first, with a label each (for a GIF or a slider)."""
+        aged = self.age(face, size)
+        return aged.images, aged.labels
+
+    def _targets(self, x):  # (1, 3, S, S) uint8 -> (K, 3, S, S) in [-1, 1], one per label
+        raise NotImplementedError
+
+
+class CycleGANAger(Ager):
+    """CycleGAN's two generators: ``G_BA`` makes the face younger, ``G_AB`` older."""
+
+    name = "cyclegan"
+    title = "CycleGAN young <-> old"
+
+    def __init__(self, model, run_dir, steps, source, young: str | None = None, old: str | None = None):
+        super().__init__(run_dir, model.config["image_size"], steps, source)
+        self.model = model
+        self.labels = [f"younger ({young})" if young else "younger", f"older ({old})" if old else "older"]
+
+    def _targets(self, x):
+        import torch
+
+        return torch.cat([self.model.translate(x, "B2A"), self.model.translate(x, "A2B")])
+
+    def series(self, face, frames_between: int = 3, size: int = CROP_SIZE):
+        """Younger, the photo itself, older: CycleGAN knows only two ages, so there is nothing in between."""
+        aged = self.age(face, size)
+        return [aged.images[0], aged.face, aged.images[1]], [aged.labels[0], "your photo", aged.labels[1]]
+
+
+class AgeGANAger(Ager):
+    """The age-modulated generator: one target per age group, and any mix of two neighbouring groups."""
+
+    name = "agegan"
+    title = "age-modulated GAN"
+
+    def __init__(self, G, run_dir, steps, source):
+        super().__init__(run_dir, G.config["image_size"], steps, source)
+        self.G = G
+        edges = getattr(G, "group_edges", None)
+        if edges:
+            from .splits import group_ranges
+
+            self.labels = [str(g) for g in group_ranges(edges)]
+        else:
+            self.labels = [f"group {k}" for k in range(G.n_groups)]
+
+    def _targets(self, x):
+        import torch
+
+        from .agegan import translate
+
+        k = self.G.n_groups
+        return translate(self.G, x.expand(k, -1, -1, -1), torch.arange(k))
+
+    def series(self, face, frames_between: int = 3, size: int = CROP_SIZE):
+        """Every group and ``frames_between`` mixes between neighbours (the condition is a soft one-hot)."""
+        import torch
+
+        from .agegan import translate
+
+        face = faces.load_photo(face)
+        k = self.G.n_groups
+        positions = np.linspace(0, k - 1, (k - 1) * (frames_between + 1) + 1)
+        rows = torch.zeros(len(positions), k)
+        for i, p in enumerate(positions):
+            lo = int(np.floor(p))
+            hi = min(lo + 1, k - 1)
+            frac = float(p - lo)
+            rows[i, lo] += 1 - frac
+            rows[i, hi] += frac
+        x = _to_tensor(face, self.image_size).expand(len(positions), -1, -1, -1)
+        images = _from_tensor(translate(self.G, x, rows), size)
+        labels = []
+        for p in positions:
+            lo = int(np.floor(p))
+            frac = p - lo
+            labels.append(self.labels[lo] if frac < 1e-6 else f"{self.labels[lo]} .. {self.labels[lo + 1]}")
+        return images, labels
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def _run_names(*settings_names: str) -> Callable[[], list[str]]:
+    def names() -> list[str]:
+        from . import config
+
+        out = []
+        for n in settings_names:
+            s = getattr(config, n, None)
+            if s is not None and s.run_name not in out:
+                out.append(s.run_name)
+        return out
+
+    return names
+
+
+def _newest_checkpoint(run_dir: Path):
+    from .training import Checkpointer
+
+    return Checkpointer(run_dir).load(map_location="cpu")
+
+
+def _load_cyclegan(run_dir: Path, device) -> Ager:
+    from .cyclegan import CycleGAN, load_generators
+
+    gens = run_dir / "generators.pt"
+    state, path = _newest_checkpoint(run_dir)
+    cfg = dict(state.get("config", {})) if state else {}
+    steps = int(state["step"]) if state and "step" in state else None
+    young, old = cfg.get("young"), cfg.get("old")
+    if gens.is_file() and (path is None or gens.stat().st_mtime >= path.stat().st_mtime):
+        model = load_generators(gens, device=device)
+        source = gens.name
+    elif state is not None:
+        if state.get("model") != CycleGAN.name:
+            raise NoTrainedModel(f"{path} holds a {state.get('model')!r} model, not a CycleGAN: "
+                                 "give the CycleGAN's run folder")
+        known = set(inspect.signature(CycleGAN.__init__).parameters)
+        model = CycleGAN(**{k: v for k, v in cfg.items() if k in known}, device=device)
+        for k in ("G_AB", "G_BA"):
+            model.networks[k].load_state_dict(state["networks"][k])
+        source = path.name
+    else:
+        raise FileNotFoundError(run_dir)
+    for net in model.networks.values():
+        net.eval()
+    return CycleGANAger(model, run_dir, steps, source, young, old)
+
+
+def _has_cyclegan(run_dir: Path) -> bool:
+    return (run_dir / "generators.pt").is_file() or any(run_dir.glob("ckpt_*.pt"))
+
+
+def _load_agegan(run_dir: Path, device) -> Ager:
+    from .agegan import load_generator
+
+    state, path = _newest_checkpoint(run_dir)
+    if state is None:
+        raise FileNotFoundError(run_dir)
+    if state.get("model") != "agegan":
+        raise NoTrainedModel(f"{path} holds a {state.get('model')!r} model, not the age-modulated GAN: "
+                             "give the age GAN's run folder")
+    G = load_generator(run_dir, device=device)
+    return AgeGANAger(G, run_dir, int(state.get("step", 0)), path.name)
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return any(run_dir.glob("ckpt_*.pt"))
+
+
+@dataclass(frozen=True)
+class AgerSpec:
+    """How to find and load one kind of trained model."""
+
+    name: str
+    title: str
+    notebook: str  # the notebook that trains it
+    train_command: str  # the command that trains it headless
+    run_names: Callable[[], list[str]]  # its default run folders under config.RUNS_DIR, preferred first
+    load: Callable[[Path, object], Ager] | None  # load(run_dir, device); None: cannot age photos yet
+    has_weights: Callable[[Path], bool] = _has_checkpoint
+    not_ready: str = ""  # why ``load`` is None
+
+    def run_dirs(self) -> list[Path]:
+        from . import config
+
+        return [config.RUNS_DIR / n for n in self.run_names()]
+
+    def find_run(self) -> Path | None:
+        """The first default run folder that holds weights, or None."""
+        for d in self.run_dirs():
+            if d.is_dir() and self.has_weights(d):
+                return d
+        return None
+
+    def missing_message(self, looked_in=None) -> str:
+        if self.load is None:
+            return f"{self.title} cannot age photos yet: {self.not_ready}"
+        from . import config
+
+        where = ", ".join(str(d) for d in (looked_in or self.run_dirs()))
+        smoke = " (with SMOKE=1 for a tiny model in a minute)" if config.SMOKE else ""
+        return (f"No trained {self.title} yet (looked in {where}). Train it in notebook {self.notebook}, "
+                f"or run `{self.train_command}`{smoke}; then come back here.")
+
+
+#: The models that can age a photo, by name.
+AGERS: dict[str, AgerSpec] = {}
+
+
+def register_ager(spec: AgerSpec) -> AgerSpec:
+    """Add (or replace) a model in :data:`AGERS`."""
+    AGERS[spec.name] = spec
+    return spec
+
+
+register_ager(AgerSpec(
+    "cyclegan", CycleGANAger.title, "03_cyclegan.ipynb", "python -m helpers.train cyclegan",
+    _run_names("CYCLEGAN", "CYCLEGAN_CPU"), _load_cyclegan, _has_cyclegan))
+register_ager(AgerSpec(
+    "agegan", AgeGANAger.title, "06_age_modulated_gan.ipynb", "python -m helpers.train agegan",
+    _run_names("AGEGAN"), _load_agegan))
+register_ager(AgerSpec(
+    "cdcgan", "encoder + conditional DCGAN", "05_encoder.ipynb", "python -m helpers.train encoder",
+    lambda: [], None,
+    not_ready="the conditional DCGAN and its encoder (notebooks 04 and 05) are not part of this version of "
+              "the course yet."))
+
+
+def load_ager(name: str, run_dir=None, device=None) -> Ager:
+    """The trained model ``name`` (see :data:`AGERS`), from ``run_dir`` or its default run folder.
+
+    Raises :class:`NoTrainedModel`, whose message names the notebook and the command that train it.
+    """
+    from .training import pick_device
+
+    if name not in AGERS:
+        raise NoTrainedModel(f"There is no model {name!r}; choose from {', '.join(AGERS)}.")
+    spec = AGERS[name]
+    if spec.load is None:
+        raise NoTrainedModel(spec.missing_message())
+    if run_dir is not None:
+        run_dir = Path(run_dir).expanduser()
+        if not (run_dir.is_dir() and spec.has_weights(run_dir)):
+            raise NoTrainedModel(spec.missing_message([run_dir]))
+    else:
+        run_dir = spec.find_run()
+        if run_dir is None:
+            raise NoTrainedModel(spec.missing_message())
+    try:
+        return spec.load(run_dir, pick_device(device))
+    except FileNotFoundError:
+        raise NoTrainedModel(spec.missing_message([run_dir])) from None
+
+
+def available_agers(names=None, device=None, verbose: bool = True) -> dict[str, Ager]:
+    """Every model in ``names`` (default: all of :data:`AGERS`) that has been trained, loaded.
+
+    With ``verbose``, says for each model whether it was found, and for a missing one which
+    notebook trains it.
+    """
+    out = {}
+    for name in names or list(AGERS):
+        try:
+            out[name] = load_ager(name, device=device)
+            if verbose:
+                print(f"[ok]   {name}: {out[name]!r}")
+        except NoTrainedModel as err:
+            if verbose:
+                print(f"[--]   {name}: {err}")
+    return out
+
+
+# --------------------------------------------------------------------------- the whole thing
+
+
+def get_face(photo=None, choose: int | None = None, fallback: bool = True, verbose: bool = True):
+    """:func:`helpers.faces.find_face` that never ends in a traceback.
+
+    ``photo=None`` uses the example photo. If the photo cannot be used, the reason is printed
+    and, with ``fallback``, the example photo is used instead so the rest of a notebook still
+    runs; without it, None is returned.
+    """
+    if photo is None:
+        photo = faces.example_photo()
+        if verbose:
+            print("Using the example photo (scikit-image's astronaut portrait).")
+    try:
+        return faces.find_face(photo, choose=choose, verbose=verbose)
+    except PhotoError as err:
+        print(f"Cannot use this photo: {err}")
+        if not fallback:
+            return None
+        print("-> carrying on with the example photo instead, so the rest of the notebook runs.")
+        return faces.find_face(faces.example_photo(), verbose=verbose)
+
+
+def age_all(face: np.ndarray, agers: dict[str, Ager], size: int = CROP_SIZE) -> dict[str, AgedFaces]:
+    """Every loaded model's results for one face crop."""
+    return {name: ager.age(face, size) for name, ager in agers.items()}
+
+
+def show_aged(results: dict[str, AgedFaces], face: np.ndarray | None = None, size: float = 1.8):
+    """One row per model: the photo's crop, then the face at each of the model's targets. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if not results:
+        fig, ax = plt.subplots(figsize=(3, 3))
+        if face is not None:
+            ax.imshow(face)
+        ax.set_title("no trained model yet", fontsize=9)
+        ax.set_axis_off()
+        return fig
+    cols = 1 + max(len(r.images) for r in results.values())
+    fig, axes = plt.subplots(len(results), cols, figsize=(size * cols, size * 1.15 * len(results)), squeeze=False)
+    for row, r in zip(axes, results.values()):
+        for ax in row:
+            ax.set_axis_off()
+        row[0].imshow(r.face)
+        row[0].set_title("your photo", fontsize=9)
+        row[0].text(-0.08, 0.5, r.title, transform=row[0].transAxes, rotation=90, ha="right", va="center",
+                    fontsize=9)
+        for ax, im, lb in zip(row[1:], r.images, r.labels):
+            ax.imshow(im)
+            ax.set_title(lb, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def series_frames(face: np.ndarray, agers: dict[str, Ager], frames_between: int = 3,
+                  size: int = CROP_SIZE) -> tuple[list[np.ndarray], list[str]]:
+    """Animation frames that walk through the ages, every model side by side in each frame.
+
+    Models with fewer steps hold their last frame. Returns ``(frames, labels)``; each frame is
+    a captioned strip, ready for :func:`helpers.plots.save_gif`.
+    """
+    per_model = {n: a.series(face, frames_between, size) for n, a in agers.items()}
+    n = max(len(f) for f, _ in per_model.values())
+    frames, labels = [], []
+    for i in range(n):
+        ims, lbs = [], []
+        for name, (fr, lb) in per_model.items():
+            j = round(i * (len(fr) - 1) / max(1, n - 1))  # stretch shorter series over the same time
+            ims.append(fr[j])
+            lbs.append(f"{name}: {lb[j]}")
+        frames.append(strip(ims, lbs))
+        labels.append(" | ".join(lbs))
+    return frames, labels
+
+
+def save_results(face: np.ndarray, results: dict[str, AgedFaces], agers: dict[str, Ager], out_dir,
+                 frames_between: int = 3, photo_with_boxes: np.ndarray | None = None) -> dict[str, Path]:
+    """Write the crop, each model's strip and target pictures, and the GIFs to ``out_dir``; returns the paths."""
+    from .plots import save_image
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"face": save_image(face, out_dir / "face.png")}
+    if photo_with_boxes is not None:
+        paths["faces_found"] = save_image(photo_with_boxes, out_dir / "faces_found.png")
+    for name, r in results.items():
+        paths[f"{name}_strip"] = save_image(r.strip(), out_dir / f"{name}.png")
+        for i, (im, lb) in enumerate(zip(r.images, r.labels)):
+            safe = "".join(c if c.isalnum() or c in "-+" else "_" for c in lb).strip("_")
+            paths[f"{name}_{i}"] = save_image(im, out_dir / name / f"{i:02d}_{safe}.png")
+        frames, labels = agers[name].series(face, frames_between)
+        frames = [caption(f, lb) for f, lb in zip(frames, labels)]
+        paths[f"{name}_gif"] = save_animation(frames, out_dir / f"{name}.gif")
+    return paths
+
+
+def age_slider(face: np.ndarray, agers: dict[str, Ager], frames_between: int = 3, size: int = CROP_SIZE):
+    """An ipywidgets slider over the ages; every model's face at that age side by side. Returns the widget."""
+    import io
+
+    import ipywidgets as widgets
+    from PIL import Image
+
+    if not agers:
+        return widgets.HTML("<b>No trained model yet</b>: train one in notebook 03 or 06 first (see above).")
+    frames, labels = series_frames(face, agers, frames_between, size)
+
+    def png(i: int) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(frames[i]).save(buf, "PNG")
+        return buf.getvalue()
+
+    image = widgets.Image(value=png(0), format="png")
+    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, step=1, description="age",
+                               continuous_update=True, readout=False, layout=widgets.Layout(width="60%"))
+    caption_ = widgets.Label(labels[0])
+
+    def on_change(change):
+        image.value = png(change["new"])
+        caption_.value = labels[change["new"]]
+
+    slider.observe(on_change, names="value")
+    return widgets.VBox([widgets.HBox([slider, caption_]), image])
+
+
+def upload_photo():
+    """On Google Colab: an upload button; returns the uploaded file's bytes (None elsewhere, or if cancelled)."""
+    if "google.colab" not in sys.modules:
+        return None
+    from google.colab import files  # type: ignore
+
+    uploaded = files.upload()
+    if not uploaded:
+        return None
+    name, data = next(iter(uploaded.items()))
+    print(f"uploaded {name} ({len(data):,} bytes)")
+    return data
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.age_photo",
+                                description="Age the face in a photo with every trained model of the course.")
+    p.add_argument("photo", nargs="?", help="the photo (JPEG, PNG ...); leave out with --example")
+    p.add_argument("--example", action="store_true", help="use the example photo that ships with scikit-image")
+    p.add_argument("--model", default="all", help=f"all, or one or more of {', '.join(AGERS)} (comma-separated)")
+    p.add_argument("--out", default="outputs/age_photo", help="folder for the results (default: outputs/age_photo)")
+    p.add_argument("--choose", type=int, default=None, help="which face, when the photo has several (0 = largest)")
+    p.add_argument("--run-dir", default=None, help="the run folder to load (with a single --model)")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--frames-between", type=int, default=3, help="in-between ages in the animation (age GAN)")
+    p.add_argument("--smoke", action="store_true", help="use the smoke runs' small models (as SMOKE=1)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.smoke and os.environ.get("SMOKE") != "1":
+        os.environ["SMOKE"] = "1"
+        import importlib
+
+        from . import config
+
+        importlib.reload(config)
+    if args.photo is None and not args.example:
+        print("Give a photo (python -m helpers.age_photo me.jpg) or --example for the example photo.")
+        return 2
+    names = list(AGERS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
+    unknown = [n for n in names if n not in AGERS]
+    if unknown:
+        print(f"Unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(AGERS)}.")
+        return 2
+    if args.run_dir and len(names) != 1:
+        print("--run-dir needs exactly one --model.")
+        return 2
+    try:
+        photo = faces.example_photo() if args.photo is None else args.photo
+        found = faces.find_face(photo, choose=args.choose)
+    except PhotoError as err:
+        print(f"Cannot use this photo: {err}")
+        return 1
+    agers = {}
+    for name in names:
+        try:
+            agers[name] = load_ager(name, run_dir=args.run_dir, device=args.device)
+            print(f"{name}: {agers[name]!r}")
+        except NoTrainedModel as err:
+            print(f"{name}: {err}")
+    out = Path(args.out)
+    boxes = faces.draw_faces(found.photo, found.boxes, found.index)
+    if not agers:
+        faces_paths = save_results(found.crop, {}, {}, out, photo_with_boxes=boxes)
+        print(f"No model could age the photo. The crop is in {faces_paths['face']}.")
+        return 3
+    results = age_all(found.crop, agers)
+    paths = save_results(found.crop, results, agers, out, args.frames_between, photo_with_boxes=boxes)
+    if len(agers) > 1:
+        frames, _ = series_frames(found.crop, agers, args.frames_between)
+        paths["all_gif"] = save_animation(frames, out / "all_models.gif")
+    for key, path in paths.items():
+        if "/" not in key and not key[-1].isdigit():
+            print(f"  {key:>16}: {path}")
+    print(f"wrote {len(paths)} files to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

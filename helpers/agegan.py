@@ -1,0 +1,818 @@
+r"""An age-modulated encoder-decoder GAN: one face to any of several age groups (notebook 06).
+
+**What it is.** Seed 001 describes a generator made of three parts and a discriminator that
+also guesses ages; the closest published model is the Re-Aging GAN (RAGAN; Makhmudkhujaev,
+Hong and Park, ICCV 2021, "Re-Aging GAN: Toward Personalized Face Age Transformation").
+
+- an **identity encoder** :math:`E` turns a face :math:`x` into a feature map
+  :math:`h = E(x)` that should carry who the person is, not how old;
+- an **age modulator** :math:`M` turns the *target* age group :math:`t` (a one-hot row, or a
+  soft mix of rows for an age slider), together with a summary of :math:`h`, into a scale
+  :math:`\gamma_l` and a shift :math:`\beta_l` for *every* layer :math:`l` of the decoder;
+- a **decoder** whose layers are modulated by adaptive instance normalisation
+  (AdaIN; Huang and Belongie, 2017),
+
+  .. math::
+
+      \mathrm{AdaIN}(a_l; t) = (1 + \gamma_l(t)) \odot \frac{a_l - \mu(a_l)}{\sigma(a_l)} + \beta_l(t),
+
+  where :math:`\mu, \sigma` are each channel's mean and spread over the image. Normalising and
+  then rescaling every channel by numbers that depend on the condition is FiLM (Perez et al.,
+  2018, "FiLM: Visual Reasoning with a General Conditioning Layer") applied after an instance
+  norm; AdaIN is the name style transfer gave it. So :math:`G(x, t) = D_{ec}(E(x); M(E(x), t))`.
+
+One generator serves every pair of groups, the idea of StarGAN (Choi et al., 2018, "StarGAN:
+Unified Generative Adversarial Networks for Multi-Domain Image-to-Image Translation"): with
+:math:`K` groups it replaces the :math:`K(K-1)` generators that pairwise CycleGANs would need.
+Seed 001 trains a second, *restoring* generator for the way back; here one shared generator is
+used twice by default (``generators=1``), and ``generators=2`` gives the seed's pair.
+
+**The discriminator** :math:`D` has one trunk of strided convolutions and two heads: a patch
+of real/fake scores :math:`D_{adv}(x)` and :math:`K` age-group logits :math:`D_{age}(x)`. The
+second head is the auxiliary classifier of AC-GAN (Odena, Olah and Shlens, 2017, "Conditional
+Image Synthesis with Auxiliary Classifier GANs"). The alternative, a projection
+discriminator (Miyato and Koyama, 2018, "cGANs with Projection Discriminator"), folds the label
+into the real/fake score; it gives no age *prediction*, which seed 001's discriminator makes
+and which the age loss below needs.
+
+**Training.** A batch holds real faces :math:`x` with their source groups :math:`s`; every face
+draws a random target group :math:`t \neq s`. With :math:`\tilde x = G(x, t)`:
+
+- discriminator (least squares, Mao et al., 2017, as in notebook 03; age on *real* faces only):
+
+  .. math::
+
+      \mathcal L_D = \underbrace{\tfrac12\big[(D_{adv}(x) - 1)^2 + D_{adv}(\tilde x)^2\big]}_{D\_adv}
+                   + \lambda_{age}^D \underbrace{\mathrm{CE}(D_{age}(x), s)}_{D\_age};
+
+- generator:
+
+  .. math::
+
+      \mathcal L_G = \underbrace{(D_{adv}(\tilde x) - 1)^2}_{G\_adv}
+                   + \lambda_{age} \underbrace{\mathrm{CE}(D_{age}(\tilde x), t)}_{G\_age}
+                   + \lambda_{cyc} \underbrace{\lVert G(\tilde x, s) - x \rVert_1}_{G\_cycle}
+                   + \lambda_{id} \underbrace{\lVert G(x, s) - x \rVert_1}_{G\_identity}.
+
+The adversarial term makes :math:`\tilde x` look like a photo; the age term makes the
+discriminator's age head read group :math:`t` in it; the cycle term (translate there and back
+again, seed 001's "restoration") makes :math:`\tilde x` keep enough of the person to return;
+the identity term asks the generator to leave a face alone when it is asked for the age it
+already has, so that the *target group is the only thing that changes a face*. The identity
+term is pixel L1 rather than a feature similarity: it needs no extra network (a face-recognition
+model would, and the encoder's own features are a moving target that it could shrink to zero),
+and it is the same loss as CycleGAN's identity term in notebook 03.
+
+Logged terms (weighted, as the optimisers see them): ``D_adv``, ``D_age``, ``G_adv``,
+``G_age``, ``G_cycle``, ``G_identity``, their sums ``D`` and ``G``, ``total = D + G`` (seed
+001's "cumulative loss" curve), and two accuracies that are not losses: ``acc_real`` (the age
+head on real faces) and ``acc_fake`` (the age head reading the *target* group in the fakes).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cyclegan import LSGANLoss, ResidualBlock, count_parameters, init_weights, make_scheduler
+from .training import Checkpointer, Precision, Trainable
+
+__all__ = [
+    "AdaIN", "AgeModulator", "Encoder", "Decoder", "AgeGenerator", "AgeDiscriminator", "AgeGAN",
+    "AgeClassificationLoss", "L1Loss", "random_targets", "as_condition", "translate", "age_grid",
+    "show_age_grid", "load_generator", "LOSS_GROUPS", "SEED001_RESULTS", "group_mid_ages",
+    "toy_ground_truth", "AgeProbe", "train_age_probe", "probe_accuracy", "count_parameters",
+    "group_labels", "show_indices", "AgeGANRun", "setup_agegan", "evaluate_toy",
+]
+
+# --------------------------------------------------------------------------- conditions
+
+
+def as_condition(target, n_groups: int, batch: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """A target age group as rows ``(batch, n_groups)`` that sum to 1.
+
+    ``target`` is one group index for the whole batch (``3``), one index per face (a ``(B,)``
+    integer tensor), or rows of weights ``(B, n_groups)`` (a soft mix of groups: ``[0, .5, .5,
+    0, 0, 0]`` asks for half-way between groups 1 and 2, as an age slider does).
+    """
+    t = torch.as_tensor(target, device=device)
+    if t.dim() == 0:
+        t = t.expand(batch)
+    if t.dim() == 2 and t.is_floating_point():
+        if t.shape[1] != n_groups:
+            raise ValueError(f"soft targets have {t.shape[1]} columns, the model has {n_groups} age groups")
+        return t.to(dtype)
+    if t.dim() != 1 or t.is_floating_point():
+        raise ValueError("a target is a group index, one index per face, or rows of group weights")
+    if len(t) and (int(t.min()) < 0 or int(t.max()) >= n_groups):
+        raise ValueError(f"target groups must be 0..{n_groups - 1}, got {t.tolist()}")
+    return F.one_hot(t.long(), n_groups).to(dtype)
+
+
+def random_targets(source: torch.Tensor, n_groups: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """For every source group a random *other* group, each of the ``n_groups - 1`` equally likely.
+
+    Adding 1..K-1 to the source, modulo K, never gives the source back.
+    """
+    shift = torch.randint(1, n_groups, source.shape, generator=generator, device="cpu").to(source.device)
+    return (source + shift) % n_groups
+
+
+# --------------------------------------------------------------------------- networks
+
+
+class AdaIN(nn.Module):
+    """Instance norm without its own scale and shift, followed by ``(1 + gamma) * x + beta`` from outside.
+
+    ``forward(x, gamma, beta)`` with ``gamma, beta`` of shape ``(B, C)``: one scale and shift per
+    face and channel, made by the :class:`AgeModulator` from the target age group.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
+class AgeModulator(nn.Module):
+    """Target age group (+ a summary of the identity code) -> one ``(gamma, beta)`` pair per decoder layer.
+
+    The group's row (one-hot or soft) is embedded by a linear map, joined with the identity
+    code averaged over the image (so the change can depend on the person, as RAGAN's modulator
+    does), passed through a two-layer MLP, and read out by one linear head per decoder layer.
+    """
+
+    def __init__(self, n_groups: int, code_channels: int, layer_channels: list[int], hidden: int = 128):
+        super().__init__()
+        self.n_groups = n_groups
+        self.embed = nn.Linear(n_groups, hidden, bias=False)  # a soft row mixes the groups' embeddings
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden + code_channels, hidden), nn.ReLU(True),
+            nn.Linear(hidden, hidden), nn.ReLU(True),
+        )
+        self.heads = nn.ModuleList(nn.Linear(hidden, 2 * c) for c in layer_channels)
+
+    def forward(self, code: torch.Tensor, condition: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        summary = code.float().mean(dim=(2, 3))
+        h = self.mlp(torch.cat([self.embed(condition.float()), summary], dim=1))
+        return [tuple(head(h).chunk(2, dim=1)) for head in self.heads]
+
+
+class Encoder(nn.Module):
+    """The identity encoder: ``(B, 3, S, S)`` -> ``(B, 4 ngf, S/4, S/4)``.
+
+    c7s1-ngf, d(2 ngf), d(4 ngf), then ``n_blocks`` residual blocks, each convolution followed by
+    instance norm and ReLU: the first half of notebook 03's ResNet generator.
+    """
+
+    def __init__(self, ngf: int = 32, n_blocks: int = 2):
+        super().__init__()
+
+        def block(c_in, c_out, k, stride):
+            return [nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False, padding_mode="reflect"),
+                    nn.InstanceNorm2d(c_out), nn.ReLU(True)]
+
+        layers = block(3, ngf, 7, 1) + block(ngf, 2 * ngf, 3, 2) + block(2 * ngf, 4 * ngf, 3, 2)
+        layers += [ResidualBlock(4 * ngf) for _ in range(n_blocks)]
+        self.net = nn.Sequential(*layers)
+        self.out_channels = 4 * ngf
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class _ModulatedResBlock(nn.Module):
+    """``h + conv-AdaIN-ReLU-conv-AdaIN(h)``: a residual block whose two norms take the age's scale and shift."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False, padding_mode="reflect")
+        self.norm1 = AdaIN(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False, padding_mode="reflect")
+        self.norm2 = AdaIN(channels)
+
+    def forward(self, h, mod1, mod2):
+        y = F.relu(self.norm1(self.conv1(h), *mod1))
+        return h + self.norm2(self.conv2(y), *mod2)
+
+
+class _ModulatedUp(nn.Module):
+    """A 3x3 stride-2 transposed convolution (2x the size, as in notebook 03's generator), AdaIN, ReLU.
+
+    It costs a quarter of "upsample, then convolve" at the larger size: that matters on a CPU.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(c_in, c_out, 3, 2, padding=1, output_padding=1, bias=False)
+        self.norm = AdaIN(c_out)
+
+    def forward(self, h, mod):
+        return F.relu(self.norm(self.conv(h), *mod))
+
+
+class Decoder(nn.Module):
+    """Identity code + age modulation -> image: ``n_blocks`` modulated residual blocks, two modulated upsamplings, 7x7 to RGB, tanh.
+
+    ``layer_channels`` lists the channels of its AdaIN layers in order (two per block, one per
+    upsampling): the modulator makes one ``(gamma, beta)`` pair for each.
+    """
+
+    def __init__(self, ngf: int = 32, n_blocks: int = 2):
+        super().__init__()
+        c = 4 * ngf
+        self.blocks = nn.ModuleList(_ModulatedResBlock(c) for _ in range(n_blocks))
+        self.ups = nn.ModuleList([_ModulatedUp(c, 2 * ngf), _ModulatedUp(2 * ngf, ngf)])
+        self.to_rgb = nn.Sequential(nn.Conv2d(ngf, 3, 7, 1, 3, padding_mode="reflect"), nn.Tanh())
+        self.layer_channels = [c] * (2 * n_blocks) + [2 * ngf, ngf]
+
+    def forward(self, code: torch.Tensor, mods: list) -> torch.Tensor:
+        if len(mods) != len(self.layer_channels):
+            raise ValueError(f"the decoder has {len(self.layer_channels)} modulated layers, got {len(mods)} modulations")
+        h, i = code, 0
+        for block in self.blocks:
+            h = block(h, mods[i], mods[i + 1])
+            i += 2
+        for up in self.ups:
+            h = up(h, mods[i])
+            i += 1
+        return self.to_rgb(h)
+
+
+class AgeGenerator(nn.Module):
+    """``G(x, t) = Decoder(E(x), M(E(x), t))``: faces ``(B, 3, S, S)`` in [-1, 1] and target groups -> faces of that age.
+
+    ``S`` must be a multiple of 4. ``target`` takes anything :func:`as_condition` accepts.
+    """
+
+    def __init__(self, n_groups: int, ngf: int = 32, n_enc_blocks: int = 2, n_dec_blocks: int = 2, style_dim: int = 128):
+        super().__init__()
+        self.n_groups = n_groups
+        self.encoder = Encoder(ngf, n_enc_blocks)
+        self.decoder = Decoder(ngf, n_dec_blocks)
+        self.modulator = AgeModulator(n_groups, self.encoder.out_channels, self.decoder.layer_channels, style_dim)
+
+    def forward(self, x: torch.Tensor, target) -> torch.Tensor:
+        code = self.encoder(x)
+        cond = as_condition(target, self.n_groups, x.shape[0], device=x.device)
+        mods = [(g.to(code.dtype), b.to(code.dtype)) for g, b in self.modulator(code, cond)]
+        return self.decoder(code, mods)
+
+
+class AgeDiscriminator(nn.Module):
+    """Faces ``(B, 3, S, S)`` -> ``(patch scores (B, 1, S/2^n, S/2^n), age-group logits (B, K))``.
+
+    ``n_layers`` stride-2 4x4 convolutions with LeakyReLU(0.2) and no normalisation (a norm
+    would mix the faces of a batch or wash out the per-face statistics that tell ages apart;
+    StarGAN's discriminator has none either), ``ndf`` channels doubling up to ``8 ndf``. A 3x3
+    convolution reads real/fake scores off the last map; the average of that map over space,
+    through a linear layer, gives the age-group logits (the AC-GAN head).
+    """
+
+    def __init__(self, n_groups: int, ndf: int = 32, n_layers: int = 4):
+        super().__init__()
+        layers, c_in = [], 3
+        for n in range(n_layers):
+            c_out = ndf * min(2**n, 8)
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            c_in = c_out
+        self.trunk = nn.Sequential(*layers)
+        self.adv_head = nn.Conv2d(c_in, 1, 3, 1, 1)
+        self.age_head = nn.Linear(c_in, n_groups)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return self.adv_head(h), self.age_head(h.mean(dim=(2, 3)))
+
+
+# --------------------------------------------------------------------------- losses
+
+
+class AgeClassificationLoss(nn.Module):
+    """``weight`` x cross-entropy between age-group logits and the wanted groups (float32 under AMP)."""
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = float(weight)
+
+    def forward(self, logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        return self.weight * F.cross_entropy(logits.float(), groups)
+
+
+class L1Loss(nn.Module):
+    """``weight`` x mean absolute error; the cycle term (``|G(G(x, t), s) - x|``) and the identity term (``|G(x, s) - x|``)."""
+
+    def __init__(self, weight: float = 10.0):
+        super().__init__()
+        self.weight = float(weight)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.weight * F.l1_loss(output.float(), target.float())
+
+
+# --------------------------------------------------------------------------- the model
+
+#: Panels for :func:`helpers.plots.plot_losses`: seed 001's cumulative curve, then each player's terms.
+LOSS_GROUPS = {
+    "cumulative loss (seed 001)": ["total"],
+    "discriminator": ["D_adv", "D_age"],
+    "generator": ["G_adv", "G_age", "G_cycle", "G_identity"],
+    "age head accuracy": ["acc_real", "acc_fake"],
+}
+
+
+class AgeGAN(Trainable):
+    """The age-modulated generator (one, or seed 001's two), the two-headed discriminator, optimisers and the training step.
+
+    ``train_step((images, groups))`` takes real faces in [-1, 1] and their age-group indices
+    (a :class:`helpers.cache.BatchLoader` with ``labels=``) and returns the named terms of the
+    module docstring. ``translate(x, target_group)`` ages or rejuvenates faces.
+    """
+
+    name = "agegan"
+
+    def __init__(
+        self,
+        n_groups: int = 6,
+        image_size: int = 128,
+        ngf: int = 32,
+        ndf: int = 32,
+        n_enc_blocks: int = 2,
+        n_dec_blocks: int = 2,
+        style_dim: int = 128,
+        n_layers_D: int = 4,
+        generators: int = 1,
+        lambda_age: float = 1.0,
+        lambda_age_D: float = 1.0,
+        lambda_cycle: float = 10.0,
+        lambda_identity: float = 5.0,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        lr_policy: str = "linear",
+        n_epochs_constant: int = 10,
+        n_epochs_decay: int = 10,
+        group_edges: tuple | list | None = None,
+        device="cpu",
+        precision: Precision | None = None,
+        seed: int = 0,
+    ):
+        if image_size % 4 or image_size < 2**n_layers_D:
+            raise ValueError(f"image_size {image_size} must be a multiple of 4 and at least 2**n_layers_D = {2**n_layers_D}")
+        if generators not in (1, 2):
+            raise ValueError(f"generators must be 1 (one shared generator) or 2 (seed 001's forward + restoring), not {generators}")
+        if n_groups < 2:
+            raise ValueError("at least two age groups are needed")
+        self.device = torch.device(device)
+        self.precision = precision or Precision(self.device)
+        self.n_groups = n_groups
+        self.config = dict(n_groups=n_groups, image_size=image_size, ngf=ngf, ndf=ndf, n_enc_blocks=n_enc_blocks,
+                           n_dec_blocks=n_dec_blocks, style_dim=style_dim, n_layers_D=n_layers_D,
+                           generators=generators, lambda_age=lambda_age, lambda_age_D=lambda_age_D,
+                           lambda_cycle=lambda_cycle, lambda_identity=lambda_identity, lr=lr, beta1=beta1,
+                           beta2=beta2, lr_policy=lr_policy, n_epochs_constant=n_epochs_constant,
+                           n_epochs_decay=n_epochs_decay,
+                           group_edges=None if group_edges is None else [int(e) for e in group_edges])
+        torch.manual_seed(seed)  # the same seed gives the same starting weights
+
+        def build(net):
+            return self.precision.prepare(init_weights(net).to(self.device))
+
+        gen = dict(n_groups=n_groups, ngf=ngf, n_enc_blocks=n_enc_blocks, n_dec_blocks=n_dec_blocks, style_dim=style_dim)
+        self.G = build(AgeGenerator(**gen))
+        self.networks = {"G": self.G}
+        # The generator that takes the fakes back to their source age: the same one, or a second (seed 001).
+        self.G_back = self.G
+        if generators == 2:
+            self.G_back = self.networks["G_back"] = build(AgeGenerator(**gen))
+        self.D = self.networks["D"] = build(AgeDiscriminator(n_groups, ndf, n_layers_D))
+
+        g_params = [p for k, net in self.networks.items() if k != "D" for p in net.parameters()]
+        self.opt_G = torch.optim.Adam(g_params, lr=lr, betas=(beta1, beta2))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr, betas=(beta1, beta2))
+        self.optimizers = {"G": self.opt_G, "D": self.opt_D}
+        self.schedulers = {k: make_scheduler(o, lr_policy, n_epochs_constant, n_epochs_decay)
+                           for k, o in self.optimizers.items()}
+
+        self.gan_loss = LSGANLoss()
+        self.age_loss_D = AgeClassificationLoss(lambda_age_D)
+        self.age_loss = AgeClassificationLoss(lambda_age)
+        self.cycle_loss = L1Loss(lambda_cycle)
+        self.identity_loss = L1Loss(lambda_identity)
+        # Targets come from their own random generator, so checkpoints can carry its state.
+        self.target_rng = torch.Generator().manual_seed(seed + 1)
+
+    @classmethod
+    def from_settings(cls, s, image_size: int | None = None, device="cpu", precision: Precision | None = None) -> "AgeGAN":
+        """Build from a :class:`helpers.config.AgeGANSettings` (``image_size`` overrides the settings')."""
+        return cls(n_groups=len(s.group_edges), image_size=image_size or s.image_size, ngf=s.ngf, ndf=s.ndf,
+                   n_enc_blocks=s.n_enc_blocks, n_dec_blocks=s.n_dec_blocks, style_dim=s.style_dim,
+                   n_layers_D=s.n_layers_D, generators=s.generators, lambda_age=s.lambda_age,
+                   lambda_age_D=s.lambda_age_D, lambda_cycle=s.lambda_cycle, lambda_identity=s.lambda_identity,
+                   lr=s.lr, beta1=s.beta1, lr_policy=s.lr_policy, n_epochs_constant=s.n_epochs_constant,
+                   n_epochs_decay=s.n_epochs_decay, group_edges=s.group_edges, device=device,
+                   precision=precision, seed=s.seed)
+
+    def train_step(self, batch) -> dict:
+        real, source = batch  # faces in [-1, 1] and their age groups
+        if real.shape[0] < 2:
+            raise ValueError("train with batches of two faces or more")
+        amp = self.precision
+        target = random_targets(source, self.n_groups, self.target_rng)
+
+        # 1. Discriminator: real faces -> "real" and their own age group; the fakes -> "fake".
+        #    The fakes are detached here, so this update cannot reach the generator.
+        with amp.autocast():
+            fake = self.G(real, target)
+            real_adv, real_age = self.D(real)
+            fake_adv, _ = self.D(fake.detach())
+            d_adv = 0.5 * (self.gan_loss(real_adv, True) + self.gan_loss(fake_adv, False))
+            d_age = self.age_loss_D(real_age, source)
+        self.opt_D.zero_grad(set_to_none=True)
+        amp.backward(d_adv + d_age)
+        amp.step(self.opt_D)
+
+        # 2. Generator: fool the (just updated) discriminator, be read as the target age, come
+        #    back to the input when sent to the source age, and stay put when asked for it.
+        self.D.requires_grad_(False)  # D only judges here: no gradients for its weights
+        with amp.autocast():
+            fake_adv, fake_age = self.D(fake)
+            g_adv = self.gan_loss(fake_adv, True)
+            g_age = self.age_loss(fake_age, target)
+            g_cycle = self.cycle_loss(self.G_back(fake, source), real)
+            g_identity = self.identity_loss(self.G(real, source), real) if self.identity_loss.weight > 0 else 0.0 * g_adv
+            loss_G = g_adv + g_age + g_cycle + g_identity
+        self.opt_G.zero_grad(set_to_none=True)
+        amp.backward(loss_G)
+        amp.step(self.opt_G)
+        self.D.requires_grad_(True)
+
+        out = {"D_adv": d_adv, "D_age": d_age, "G_adv": g_adv, "G_age": g_age, "G_cycle": g_cycle,
+               "G_identity": g_identity}
+        out = {k: v.detach().float() for k, v in out.items()}
+        out["D"] = out["D_adv"] + out["D_age"]
+        out["G"] = out["G_adv"] + out["G_age"] + out["G_cycle"] + out["G_identity"]
+        out["total"] = out["D"] + out["G"]
+        out["acc_real"] = (real_age.detach().argmax(1) == source).float().mean()
+        out["acc_fake"] = (fake_age.detach().argmax(1) == target).float().mean()
+        return out
+
+    # ----- checkpointing the target sampler (the Trainer calls these)
+
+    def extra_state(self) -> dict:
+        return {"target_rng": self.target_rng.get_state()}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "target_rng" in state:
+            self.target_rng.set_state(state["target_rng"])
+
+    # ----- inference
+
+    def translate(self, x, target, batch_size: int = 64) -> torch.Tensor:
+        """Faces ``x`` (uint8 or [-1, 1] float, ``(B, 3, H, W)``) at age group ``target``; float32 in [-1, 1] on the CPU."""
+        return translate(self.G, x, target, batch_size=batch_size, device=self.device, precision=self.precision)
+
+    def age_grid(self, x, batch_size: int = 64) -> torch.Tensor:
+        """:func:`age_grid` with this model's generator."""
+        return age_grid(self.G, x, batch_size=batch_size, device=self.device, precision=self.precision)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@torch.no_grad()
+def translate(G: AgeGenerator, x, target, batch_size: int = 64, device=None, precision: Precision | None = None) -> torch.Tensor:
+    """Faces ``x`` (uint8 or float in [-1, 1], ``(B, 3, H, W)``) sent to age group ``target`` by generator ``G``.
+
+    ``target``: one group for all faces, one per face, or soft rows (see :func:`as_condition`).
+    Runs in chunks of ``batch_size``; returns float32 images in [-1, 1] on the CPU.
+    """
+    device = torch.device(device) if device is not None else next(G.parameters()).device
+    x = torch.as_tensor(x)
+    cond = as_condition(target, G.n_groups, len(x))
+    fmt = precision.memory_format if precision is not None else torch.contiguous_format
+    was_training = G.training
+    G.eval()  # instance norms have no running statistics: this changes nothing, it is good form
+    outs = []
+    try:
+        for chunk, c in zip(x.split(batch_size), cond.split(batch_size)):
+            chunk = chunk.to(device)
+            if chunk.dtype == torch.uint8:
+                chunk = chunk.float().div(127.5).sub(1.0)
+            chunk = chunk.float().contiguous(memory_format=fmt)
+            ctx = precision.autocast() if precision is not None else torch.autocast(device.type, enabled=False)
+            with ctx:
+                outs.append(G(chunk, c.to(device)).float().cpu())
+    finally:
+        G.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+@torch.no_grad()
+def age_grid(G: AgeGenerator, x, batch_size: int = 64, device=None, precision: Precision | None = None) -> torch.Tensor:
+    """Every face of ``x`` at every age group: ``(N, 1 + K, 3, H, W)``, the input first, then groups 0..K-1."""
+    x = torch.as_tensor(x)
+    x = x.float().div(127.5).sub(1.0) if x.dtype == torch.uint8 else x.float()
+    cols = [x.cpu()] + [translate(G, x, k, batch_size, device, precision) for k in range(G.n_groups)]
+    return torch.stack(cols, dim=1)
+
+
+def show_age_grid(grid: torch.Tensor, group_names=None, truth: torch.Tensor | None = None, row_labels=None,
+                  size: float = 1.3, title: str | None = None):
+    """Draw :func:`age_grid`'s output: one row per face, the input then each age group.
+
+    With ``truth`` (``(N, K, 3, H, W)``: the same people drawn at each group's age, as the toy
+    faces allow) every face gets a second row with the ground truth under the model's faces.
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plots import denormalize
+
+    n, cols = grid.shape[0], grid.shape[1]
+    names = list(group_names) if group_names is not None else [f"group {k}" for k in range(cols - 1)]
+    rows = 2 * n if truth is not None else n
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for i in range(n):
+        r = 2 * i if truth is not None else i
+        for j in range(cols):
+            axes[r][j].imshow(denormalize(grid[i, j]).permute(1, 2, 0).numpy())
+            if i == 0:
+                axes[r][j].set_title("input" if j == 0 else names[j - 1], fontsize=9)
+        if row_labels is not None:
+            axes[r][0].set_ylabel(str(row_labels[i]), fontsize=8)
+        if truth is not None:
+            axes[r + 1][0].text(0.5, 0.5, "truth", ha="center", va="center", fontsize=9)
+            for j in range(1, cols):
+                axes[r + 1][j].imshow(denormalize(truth[i, j - 1]).permute(1, 2, 0).numpy())
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def load_generator(run_dir, device="cpu", which: str = "G") -> AgeGenerator:
+    """The trained generator of a run folder, ready for :func:`translate` (notebook 08).
+
+    Reads the newest checkpoint with ``torch.load(weights_only=True)``, rebuilds the generator
+    from the configuration stored in it, and loads its weights. The result carries
+    ``group_edges`` (lower edges of the age groups, when the run recorded them) and ``config``.
+    """
+    state, path = Checkpointer(run_dir).load(map_location="cpu")
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir}: train first (python -m helpers.train agegan)")
+    if state.get("model") != AgeGAN.name:
+        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not {AgeGAN.name!r}")
+    c = state["config"]
+    G = AgeGenerator(c["n_groups"], c["ngf"], c["n_enc_blocks"], c["n_dec_blocks"], c["style_dim"])
+    G.load_state_dict(state["networks"][which])
+    G.group_edges = c.get("group_edges")
+    G.config = c
+    return G.to(device).eval()
+
+
+# --------------------------------------------------------------------------- checking ages on toy faces
+
+#: Seed 001's results table, with RAGAN's figures as it quotes them (FID: lower is better).
+SEED001_RESULTS = pd.DataFrame(
+    [("FID", "RAGAN (Makhmudkhujaev et al., 2021)", 57.78),
+     ("FID", "seed 001 (first generator)", 336668.44),
+     ("FID", "seed 001 (second generator)", 46282.770),
+     ("Age prediction accuracy (%)", "RAGAN (Makhmudkhujaev et al., 2021)", 61.405),
+     ("Age prediction accuracy (%)", "seed 001 (first generator)", 95.7),
+     ("Age prediction accuracy (%)", "seed 001 (second generator)", 85.8)],
+    columns=["metric", "method", "score"],
+)
+
+
+def group_mid_ages(group_edges, max_age: int = 90) -> list[float]:
+    """A representative age for each group: the middle of its range (the last, open group ends at ``max_age``)."""
+    edges = [int(e) for e in group_edges]
+    ends = edges[1:] + [max(max_age + 1, edges[-1] + 1)]
+    return [(lo + hi - 1) / 2 for lo, hi in zip(edges, ends)]
+
+
+def toy_ground_truth(table: pd.DataFrame, group_edges, size: int) -> torch.Tensor:
+    """The toy people of ``table`` (columns ``identity``, ``variant``) drawn at each group's middle age.
+
+    Returns uint8 ``(N, K, 3, size, size)``: what a perfect model would output, since the toy
+    painter can draw the same person, in the same photo, at any age.
+    """
+    from PIL import Image
+
+    from .toyfaces import MAX_AGE, render_face
+
+    if not {"identity", "variant"} <= set(table.columns):
+        raise ValueError("ground truth needs the toy faces' identity and variant columns")
+    ages = group_mid_ages(group_edges, MAX_AGE)
+    out = np.zeros((len(table), len(ages), size, size, 3), dtype=np.uint8)
+    for i, (ident, var) in enumerate(zip(table["identity"], table["variant"])):
+        for k, age in enumerate(ages):
+            img = render_face(int(ident), age, int(var))
+            out[i, k] = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
+    return torch.from_numpy(out).permute(0, 1, 4, 2, 3).contiguous()
+
+
+class AgeProbe(nn.Module):
+    """A tiny CNN that guesses the age group of a face: a quick, independent judge of the generated ages.
+
+    It stands in until notebook 07's age classifier exists: trained on *real* faces only, it
+    has never seen the generator's output, unlike the discriminator's age head.
+    """
+
+    def __init__(self, n_groups: int, width: int = 16):
+        super().__init__()
+        layers, c = [], 3
+        for n in range(4):
+            layers += [nn.Conv2d(c, width * 2**n, 3, 2, 1), nn.BatchNorm2d(width * 2**n), nn.ReLU(True)]
+            c = width * 2**n
+        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_groups))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def train_age_probe(images: torch.Tensor, groups, n_groups: int, steps: int = 300, batch_size: int = 64,
+                    lr: float = 2e-3, seed: int = 0, device="cpu") -> AgeProbe:
+    """Train an :class:`AgeProbe` on real faces (uint8 ``(N, 3, H, W)``) and their groups; returns it in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    probe = AgeProbe(n_groups).to(device)
+    opt = torch.optim.Adam(probe.parameters(), lr=lr)
+    x_all = torch.as_tensor(images)
+    y_all = torch.as_tensor(np.asarray(groups), dtype=torch.long)
+    probe.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x_all), (min(batch_size, len(x_all)),), generator=g)
+        x = x_all[idx].to(device).float().div(127.5).sub(1.0)
+        flip = torch.rand(len(x), generator=g) < 0.5
+        x[flip] = x[flip].flip(-1)
+        loss = F.cross_entropy(probe(x), y_all[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return probe.eval()
+
+
+@torch.no_grad()
+def probe_accuracy(probe: AgeProbe, images: torch.Tensor, groups, batch_size: int = 256) -> float:
+    """The fraction of faces (uint8 or [-1, 1] float) whose group the probe reads as ``groups``."""
+    device = next(probe.parameters()).device
+    x_all = torch.as_tensor(images)
+    y_all = torch.as_tensor(np.asarray(groups), dtype=torch.long)
+    hits = 0
+    for x, y in zip(x_all.split(batch_size), y_all.split(batch_size)):
+        x = x.to(device)
+        x = x.float().div(127.5).sub(1.0) if x.dtype == torch.uint8 else x.float()
+        hits += int((probe(x).argmax(1).cpu() == y).sum())
+    return hits / max(1, len(y_all))
+
+
+# --------------------------------------------------------------------------- data and setup
+
+
+def group_labels(ages, group_edges) -> np.ndarray:
+    """The age group (0..K-1) of every age; -1 for ages below the first edge."""
+    edges = np.asarray([int(e) for e in group_edges])
+    return np.searchsorted(edges, np.asarray(ages), side="right") - 1
+
+
+def show_indices(groups, n: int) -> list[int]:
+    """``n`` indices that walk through the source groups in turn (group 0's first face, group 1's first ...)."""
+    groups = np.asarray(groups)
+    by_group = [list(np.flatnonzero(groups == k)) for k in range(int(groups.max()) + 1)]
+    picked = []
+    while len(picked) < min(n, len(groups)):
+        for members in by_group:
+            if members and len(picked) < n:
+                picked.append(int(members.pop(0)))
+    return picked
+
+
+class AgeGANRun:
+    """Everything :func:`setup_agegan` builds: settings, device, the model, the training and test faces, trainer, snapshots."""
+
+    def __init__(self, **parts):
+        self.__dict__.update(parts)
+
+    def train(self, epochs: int | None = None, steps: int | None = None):
+        """Train to ``epochs`` (default: the settings' epochs) or ``steps`` in total; returns the history."""
+        if epochs is None and steps is None:
+            epochs = self.settings.epochs
+        return self.trainer.fit(epochs=epochs, steps=steps)
+
+    def grid(self, n: int | None = None) -> torch.Tensor:
+        """The fixed test faces at every age group (:func:`age_grid`)."""
+        return self.gan.age_grid(self.show_images[:n])
+
+
+def setup_agegan(settings=None, data: str = "toy", data_path=None, device=None, run_dir=None, image_size=None,
+                 max_images: int | None = None, resume: bool = True, progress: bool = True,
+                 verbose: bool = True) -> AgeGANRun:
+    """Data, model, trainer and age-grid snapshots for an AgeGAN run, resumed from ``run_dir`` if it has one.
+
+    The training faces are the train side of the course's fixed split with their age groups;
+    the test side is kept (``run.test_images``, ``run.test_groups``, ``run.test_table``) for the
+    results, and ``settings.n_show`` test faces from every group in turn are drawn at every age
+    into ``samples/`` every ``sample_every`` steps. The notebook and ``python -m helpers.train
+    agegan`` both call this.
+    """
+    from . import config
+    from .cache import BatchLoader, build_cache
+    from .sources import choose_source, load_faces
+    from .splits import group_names, group_ranges, train_test_split
+    from .train import face_loader
+    from .training import Snapshots, Trainer, pick_device, seed_everything
+
+    s = settings or config.AGEGAN
+    if data == "auto":
+        data, _ = choose_source(data_path)
+    size = int(image_size or (s.toy_image_size if data == "toy" else s.image_size))
+    device = pick_device(device)
+    seed_everything(s.seed)
+    precision = Precision(device)
+    groups = group_ranges(s.group_edges)
+
+    # Training faces: the course's loader, then the age group of each as its label.
+    loader, cache = face_loader(data, data_path, size, s.batch_size, "cpu", seed=s.seed, max_images=max_images,
+                                verbose=verbose)
+    labels = group_labels(cache.table["age"], s.group_edges)
+    if (labels < 0).any():
+        cache = cache.subset(labels >= 0)
+        labels = labels[labels >= 0]
+    del loader
+    loader = BatchLoader(cache, s.batch_size, labels=labels, device=device, flip=True, seed=s.seed,
+                         memory_format=precision.memory_format)
+
+    # Test faces (never trained on), for the grids and the results.
+    faces = load_faces(data, path=data_path, verbose=False, max_images=max_images)
+    _, test_df = train_test_split(faces, config.DATA.test_fraction, config.DATA.split_seed)
+    test_cache = build_cache(test_df, size, verbose=False)
+    test_groups = group_labels(test_cache.table["age"], s.group_edges)
+    if (test_groups < 0).any():
+        test_cache = test_cache.subset(test_groups >= 0)
+        test_groups = test_groups[test_groups >= 0]
+    test_images = test_cache.tensor()
+    show = show_indices(test_groups, s.n_show)
+
+    gan = AgeGAN.from_settings(s, image_size=size, device=device, precision=precision)
+    run_dir = Path(run_dir) if run_dir is not None else config.RUNS_DIR / s.run_name
+    trainer = Trainer(gan, loader, run_dir, config={"data": data, "batch_size": loader.batch_size},
+                      checkpoint_every=s.checkpoint_every, resume=resume, progress=progress)
+    show_images = test_images[show]
+    snapshots = Snapshots(lambda: gan.age_grid(show_images).flatten(0, 1), run_dir / "samples", nrow=len(groups) + 1)
+    trainer.every(s.sample_every, snapshots)
+    if trainer.step == 0:
+        snapshots(trainer)  # the untrained generator: the animation's first frame
+    return AgeGANRun(settings=s, device=device, gan=gan, loader=loader, cache=cache, labels=labels,
+                     groups=groups, group_names=group_names(groups), image_size=size, data=data,
+                     test_images=test_images, test_groups=test_groups, test_table=test_cache.table,
+                     show=show, show_images=show_images, trainer=trainer, snapshots=snapshots, run_dir=run_dir)
+
+
+def evaluate_toy(run: AgeGANRun, n_faces: int | None = None, probe_steps: int | None = None, verbose: bool = True) -> dict:
+    """Two quick checks that the ages follow the requested group, on toy test faces.
+
+    - ``probe_*``: an :class:`AgeProbe` trained on the real *training* faces reads the group of
+      real test faces (``probe_real``, its own accuracy) and of the test faces translated to
+      every other group (``probe_fake``: how often it reads the requested group);
+    - ``l1_*``: mean absolute pixel error (0..2 scale) against the ground truth, the same toy
+      person drawn at the target group's middle age: for the translated faces (``l1_model``)
+      and, as a baseline, for the unchanged input (``l1_input``). A model that ages well has
+      ``l1_model`` below ``l1_input``.
+
+    Notebook 07 replaces this with the course's age classifier, FID and identity metrics.
+    """
+    K = len(run.groups)
+    n_faces = n_faces or run.settings.eval_faces
+    probe_steps = probe_steps or run.settings.probe_steps
+    n = min(n_faces, len(run.test_images))
+    idx = np.random.default_rng(0).choice(len(run.test_images), n, replace=False)
+    x, src = run.test_images[idx], np.asarray(run.test_groups)[idx]
+    target = (src + 1 + np.arange(n) % (K - 1)) % K  # every face to one other group, all pairs covered
+    fake = run.gan.translate(x, torch.as_tensor(target))
+    probe = train_age_probe(run.cache.tensor(), run.labels, K, steps=probe_steps)
+    out = {"faces": n, "probe_real": probe_accuracy(probe, x, src), "probe_fake": probe_accuracy(probe, fake, target)}
+    if {"identity", "variant"} <= set(run.test_table.columns):
+        truth = toy_ground_truth(run.test_table.iloc[idx], run.settings.group_edges, run.image_size)
+        truth_t = truth[torch.arange(n), torch.as_tensor(target)].float().div(127.5).sub(1.0)
+        x_f = x.float().div(127.5).sub(1.0)
+        out["l1_model"] = (fake - truth_t).abs().mean().item()
+        out["l1_input"] = (x_f - truth_t).abs().mean().item()
+    if verbose:
+        print(", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()))
+    return out

@@ -1,0 +1,614 @@
+"""The training machinery every model in the course shares.
+
+- :func:`pick_device` and :func:`seed_everything`: where to train, and reproducible runs.
+- :class:`Precision`: mixed precision on a GPU (bf16 where the GPU has it, else fp16 with a
+  gradient scaler), channels-last memory layout on CUDA, and plain fp32 on a CPU or Apple MPS.
+- :class:`LossHistory`: every named loss term, every step; plots them.
+- :class:`Checkpointer`: atomic checkpoint files in a run folder (write ``*.tmp``, then rename),
+  loaded with ``torch.load(weights_only=True)``.
+- :class:`Trainer`: runs a model's ``train_step`` over a loader, with a progress bar, loss
+  history, checkpoints every N steps and at each epoch's end, automatic and *exact* resume
+  from the latest checkpoint, a stop on non-finite losses, and callbacks (sample grids).
+- :class:`Snapshots`: a callback that saves an image grid every K steps, for animations.
+
+A model is anything with the attributes of :class:`Trainable`: a ``name``, a ``config`` dict
+that identifies it, ``networks``, ``optimizers`` (and optionally ``schedulers``) dicts, a
+``precision``, and ``train_step(batch) -> dict`` of named numbers. The training step itself is
+the model's own code: that is the part a notebook teaches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import re
+import warnings
+from pathlib import Path
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+# --------------------------------------------------------------------------- device and seeds
+
+
+def pick_device(prefer=None) -> torch.device:
+    """The device to train on: ``prefer`` if given ("cuda", "cuda:1", "mps", "cpu"), else the best one here.
+
+    The order is CUDA, then Apple's MPS, then the CPU. Asking for a device that is not available
+    raises ``ValueError`` saying what is.
+    """
+    if prefer is not None and str(prefer) not in ("", "auto"):
+        dev = torch.device(prefer)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {prefer!r} was asked for, but CUDA is not available here (try 'cpu' or leave it out)")
+        if dev.type == "mps" and not _mps_available():
+            raise ValueError(f"device {prefer!r} was asked for, but Apple MPS is not available here (try 'cpu')")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's random generators (all devices) with ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+# --------------------------------------------------------------------------- precision
+
+
+class Precision:
+    """Mixed precision and memory layout for one device.
+
+    On CUDA, ``autocast()`` runs the forward pass in bfloat16 where the GPU supports it
+    (compute capability 8.0+, e.g. A100, L4, H100) and in float16 otherwise (T4, V100). float16
+    has a narrow range, so small gradients would round to zero: a ``GradScaler`` multiplies the
+    loss before ``backward`` and divides the gradients back before the optimiser step, skipping
+    steps whose gradients overflowed. bfloat16 has float32's range and needs no scaler. On a CPU
+    or MPS everything stays in float32 and ``autocast()`` does nothing.
+
+    A training step uses it like this (one ``update()`` per step, which the :class:`Trainer`
+    calls)::
+
+        with precision.autocast():
+            loss = ...
+        optimizer.zero_grad()
+        precision.backward(loss)
+        precision.step(optimizer)
+
+    On CUDA, networks and batches use the channels-last layout, which convolutions on tensor
+    cores run faster: ``prepare(net)`` converts a network and ``memory_format`` is the layout to
+    ask a :class:`helpers.cache.BatchLoader` for.
+    """
+
+    def __init__(self, device="cpu", enabled: bool = True):
+        self.device = torch.device(device)
+        self.enabled = bool(enabled) and self.device.type == "cuda"
+        self.dtype = torch.float32
+        self.scaler = None
+        if self.enabled:
+            major, _ = torch.cuda.get_device_capability(self.device)
+            self.dtype = torch.bfloat16 if major >= 8 else torch.float16
+            if self.dtype == torch.float16:
+                self.scaler = torch.amp.GradScaler("cuda")
+            torch.backends.cudnn.benchmark = True  # pick the fastest convolution kernels once
+        self.channels_last = self.device.type == "cuda"
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def __repr__(self) -> str:
+        name = {torch.float32: "float32", torch.bfloat16: "bfloat16 autocast", torch.float16: "float16 autocast + GradScaler"}
+        layout = ", channels_last" if self.channels_last else ""
+        return f"Precision({self.device.type}: {name[self.dtype]}{layout})"
+
+    def autocast(self):
+        """Context manager for the forward pass and the loss."""
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Convert a network to channels-last where that helps (CUDA); returns it."""
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
+
+    def update(self) -> None:
+        """Adjust the loss scale; once per training step, after every optimiser has stepped."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+    def state_dict(self) -> dict:
+        return {"scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+# --------------------------------------------------------------------------- loss history
+
+
+class LossHistory:
+    """Every named number a training step returns, step by step.
+
+    ``record(step, loss_D=0.7, loss_G=2.1)`` adds one row; terms may come and go (a missing term
+    is NaN in that row). ``to_frame()`` gives a DataFrame indexed by step, ``plot()`` draws it.
+    """
+
+    def __init__(self):
+        self.steps: list[int] = []
+        self.terms: dict[str, list[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def record(self, step: int, **terms: float) -> None:
+        n = len(self.steps)
+        self.steps.append(int(step))
+        for name in terms:
+            if name not in self.terms:
+                self.terms[name] = [math.nan] * n
+        for name, values in self.terms.items():
+            values.append(float(terms[name]) if name in terms else math.nan)
+
+    def last(self) -> dict[str, float]:
+        """The most recent row, as a dict."""
+        return {k: v[-1] for k, v in self.terms.items()} if self.steps else {}
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.terms, index=pd.Index(self.steps, name="step"))
+
+    def plot(self, groups=None, smooth: int | None = None, **kwargs):
+        """Loss curves, one panel per group (see :func:`helpers.plots.plot_losses`)."""
+        from .plots import plot_losses
+
+        return plot_losses(self, groups=groups, smooth=smooth, **kwargs)
+
+    def state_dict(self) -> dict:
+        return {
+            "steps": torch.tensor(self.steps, dtype=torch.int64),
+            "terms": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.terms.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = [int(s) for s in state["steps"].tolist()]
+        self.terms = {k: [float(x) for x in v.tolist()] for k, v in state["terms"].items()}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class CheckpointMismatch(RuntimeError):
+    """The run folder holds a checkpoint of another model or another configuration."""
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A loss became NaN or infinite; training stopped before saving anything from that step."""
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+_CKPT = re.compile(r"^ckpt_(\d{8,})\.pt$")
+#: Bump when the layout of the checkpoint dict changes.
+CHECKPOINT_FORMAT = 1
+
+
+class Checkpointer:
+    """Checkpoint files ``ckpt_<step>.pt`` in one run folder, the newest ``keep`` of them kept.
+
+    A save writes ``ckpt_<step>.pt.tmp``, flushes it to disk, and only then renames it to its
+    final name (``os.replace`` is atomic), so a crash or a Colab disconnect in the middle of a
+    save leaves every earlier checkpoint whole. Loading uses ``torch.load(weights_only=True)``,
+    which refuses to run code from a file; the checkpoint therefore holds only tensors and plain
+    Python containers.
+    """
+
+    def __init__(self, folder, keep: int = 2):
+        self.folder = Path(folder).expanduser()
+        self.keep = max(1, int(keep))
+
+    def paths(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := _CKPT.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def latest(self) -> Path | None:
+        paths = self.paths()
+        return paths[-1] if paths else None
+
+    def save(self, state: dict, step: int) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"ckpt_{int(step):08d}.pt"
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        for old in self.paths()[: -self.keep]:
+            old.unlink(missing_ok=True)
+        for stale in self.folder.glob("*.pt.tmp"):  # left by an earlier crash mid-save
+            stale.unlink(missing_ok=True)
+        return path
+
+    def load(self, path=None, map_location="cpu") -> tuple[dict, Path] | tuple[None, None]:
+        """The newest readable checkpoint and its path (``(None, None)`` when there is none).
+
+        A file that cannot be read (a copy cut short by a cloud drive, say) is skipped with a
+        warning and the one before it is tried.
+        """
+        candidates = [Path(path)] if path is not None else self.paths()[::-1]
+        for p in candidates:
+            try:
+                return torch.load(p, map_location=map_location, weights_only=True), p
+            except Exception as e:  # noqa: BLE001 -- any unreadable file: fall back to the previous one
+                if path is not None:
+                    raise
+                warnings.warn(f"checkpoint {p} cannot be read ({type(e).__name__}: {e}); trying the previous one")
+        return None, None
+
+
+def check_compatible(state: dict, name: str, config: dict, where) -> None:
+    """Raise :class:`CheckpointMismatch` unless ``state`` was saved by model ``name`` with ``config``."""
+    fix = (f"Use another run folder for this model (run_dir=... / --run-dir), or delete {where} "
+           "to start afresh.")
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointMismatch(f"the checkpoint in {where} has format {state.get('format')!r}, "
+                                 f"this code writes format {CHECKPOINT_FORMAT}. {fix}")
+    if state.get("model") != name:
+        raise CheckpointMismatch(f"the checkpoint in {where} belongs to model {state.get('model')!r}, "
+                                 f"not {name!r}. {fix}")
+    saved = state.get("config", {})
+    keys = sorted(set(saved) | set(config))
+    diffs = [f"{k}: {saved.get(k, '<missing>')!r} in the checkpoint, {config.get(k, '<missing>')!r} now"
+             for k in keys if saved.get(k, "<missing>") != config.get(k, "<missing>")]
+    if diffs:
+        raise CheckpointMismatch(f"the checkpoint in {where} was made with another {name} configuration:\n  "
+                                 + "\n  ".join(diffs) + f"\n{fix}")
+
+
+def _plain(value):
+    """Config values as plain Python (what ``weights_only=True`` loads back)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+def rng_state() -> dict:
+    """Python's, NumPy's and PyTorch's (CPU and CUDA) random states, as tensors and plain values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+    }
+    if _mps_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(_tuples(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "mps" in state and _mps_available():
+        torch.mps.set_rng_state(state["mps"])
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# --------------------------------------------------------------------------- models and the trainer
+
+
+class Trainable:
+    """What the :class:`Trainer` needs from a model (subclass it, or just provide the same attributes).
+
+    - ``name``: a short name, stored in checkpoints (``"dcgan"``);
+    - ``config``: a dict of plain values that identify the model and its training (sizes,
+      learning rates); a checkpoint made with another config is refused;
+    - ``networks``, ``optimizers``, ``schedulers``: dicts of modules, optimisers and LR
+      schedulers (schedulers step once per epoch);
+    - ``precision``: a :class:`Precision`;
+    - ``train_step(batch) -> dict``: one optimisation step; returns named numbers (floats or
+      0-d tensors) to log;
+    - optionally ``extra_state()`` / ``load_extra_state(state)`` for anything else to checkpoint
+      (an image pool, say), as tensors and plain containers.
+    """
+
+    name: str = "model"
+    config: Mapping = MappingProxyType({})  # read-only defaults: set your own dicts in __init__
+    networks: Mapping = MappingProxyType({})
+    optimizers: Mapping = MappingProxyType({})
+    schedulers: Mapping = MappingProxyType({})
+    precision: Precision | None = None
+
+    def train_step(self, batch) -> dict:
+        raise NotImplementedError
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+
+class Trainer:
+    """Train ``model`` on ``loader``, checkpointing in ``run_dir`` and resuming from it.
+
+    On creation the trainer loads the latest checkpoint in ``run_dir`` (unless ``resume=False``)
+    and puts back everything in it: weights, optimisers, schedulers, grad scaler, loss history,
+    random states, the loader's shuffling state, the step and the epoch. ``fit(epochs=...)`` or
+    ``fit(steps=...)`` then trains *until* that total is reached, so running the same cell or
+    command again after a disconnect simply carries on; a finished run trains no further.
+
+    Checkpoints are written every ``checkpoint_every`` steps, at the end of every epoch, and when
+    ``fit`` returns. A NaN or infinite loss raises :class:`NonFiniteLoss` before anything from
+    that step is saved, so the latest checkpoint stays the last good one.
+
+    Callbacks: ``every(k, fn)`` calls ``fn(trainer)`` after every ``k``-th step,
+    ``on_epoch_end(fn)`` after each epoch.
+    """
+
+    def __init__(self, model, loader, run_dir, *, config: dict | None = None, checkpoint_every: int = 500,
+                 keep: int = 2, resume: bool = True, progress: bool = True):
+        self.model, self.loader = model, loader
+        self.run_dir = Path(run_dir).expanduser()
+        self.config = _plain({**getattr(model, "config", {}), **(config or {})})
+        self.checkpoint_every = int(checkpoint_every) if checkpoint_every else 0
+        self.checkpointer = Checkpointer(self.run_dir, keep)
+        self.progress = progress
+        self.history = LossHistory()
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.resumed_from: Path | None = None
+        self._step_callbacks: list[tuple[int, Callable]] = []
+        self._epoch_callbacks: list[Callable] = []
+        self._epoch_start_loader = self._loader_state()
+        if resume:
+            self.restore()
+
+    # ----- callbacks
+
+    def every(self, steps: int, fn: Callable) -> Callable:
+        """Call ``fn(trainer)`` after every ``steps``-th training step."""
+        self._step_callbacks.append((int(steps), fn))
+        return fn
+
+    def on_epoch_end(self, fn: Callable) -> Callable:
+        """Call ``fn(trainer)`` after each epoch (after its checkpoint)."""
+        self._epoch_callbacks.append(fn)
+        return fn
+
+    # ----- state
+
+    def _loader_state(self):
+        return self.loader.state_dict() if hasattr(self.loader, "state_dict") else None
+
+    def state_dict(self) -> dict:
+        m = self.model
+        precision = getattr(m, "precision", None)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": m.name,
+            "config": self.config,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "networks": {k: v.state_dict() for k, v in m.networks.items()},
+            "optimizers": {k: v.state_dict() for k, v in m.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in getattr(m, "schedulers", {}).items()},
+            "precision": precision.state_dict() if precision is not None else {},
+            "history": self.history.state_dict(),
+            "rng": rng_state(),
+            # Mid-epoch, the loader state from the epoch's start; the batches already used are
+            # drawn again (and skipped) on resume, so the rest of the epoch is the same.
+            "loader": self._epoch_start_loader if self.batch_in_epoch else self._loader_state(),
+            "extra": m.extra_state() if hasattr(m, "extra_state") else {},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        check_compatible(state, self.model.name, self.config, self.run_dir)
+        m = self.model
+        for group, objs in (("networks", m.networks), ("optimizers", m.optimizers),
+                            ("schedulers", getattr(m, "schedulers", {}))):
+            missing = set(objs) ^ set(state[group])
+            if missing:
+                raise CheckpointMismatch(f"the checkpoint in {self.run_dir} has {group} {sorted(state[group])}, "
+                                         f"the model has {sorted(objs)}. Use another run folder or delete this one.")
+            for k, obj in objs.items():
+                obj.load_state_dict(state[group][k])
+        if getattr(m, "precision", None) is not None:
+            m.precision.load_state_dict(state["precision"])
+        if hasattr(m, "load_extra_state"):
+            m.load_extra_state(state.get("extra", {}))
+        self.history.load_state_dict(state["history"])
+        set_rng_state(state["rng"])
+        if state["loader"] is not None and hasattr(self.loader, "load_state_dict"):
+            self.loader.load_state_dict(state["loader"])
+        self._epoch_start_loader = self._loader_state()
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+
+    def save(self) -> Path:
+        """Write a checkpoint now (atomically); returns its path."""
+        return self.checkpointer.save(self.state_dict(), self.step)
+
+    def restore(self, path=None) -> Path | None:
+        """Load the latest checkpoint of the run folder (or ``path``); returns its path, or None."""
+        state, found = self.checkpointer.load(path)
+        if state is None:
+            return None
+        self.load_state_dict(state)
+        self.resumed_from = found
+        return found
+
+    # ----- training
+
+    def fit(self, epochs: int | None = None, steps: int | None = None) -> LossHistory:
+        """Train until ``epochs`` epochs or ``steps`` steps in total (whichever comes first)."""
+        if epochs is None and steps is None:
+            raise ValueError("say how long to train: fit(epochs=...) or fit(steps=...)")
+        n_batches = len(self.loader) if hasattr(self.loader, "__len__") else None
+        limits = [steps] if steps is not None else []
+        if epochs is not None and n_batches:
+            limits.append(epochs * n_batches)
+        total = min(limits) if limits else None  # for the progress bar
+
+        def done() -> bool:
+            return (steps is not None and self.step >= steps) or (epochs is not None and self.epoch >= epochs)
+
+        if self.resumed_from is not None and self.step:
+            print(f"resumed from {self.resumed_from} (step {self.step}, epoch {self.epoch})")
+        if done():
+            return self.history
+        for net in self.model.networks.values():
+            net.train()
+        bar = _progress_bar(total, self.step, self.progress, desc=self.model.name)
+        try:
+            while not done():
+                stopped = self._run_epoch(bar, steps)
+                if stopped:
+                    break
+        finally:
+            bar.close()
+        if not self.checkpointer.latest() or _step_of(self.checkpointer.latest()) != self.step:
+            self.save()
+        return self.history
+
+    def _run_epoch(self, bar, steps) -> bool:
+        """One epoch, or what is left of it; True when stopped early by ``steps``."""
+        self._epoch_start_loader = self._loader_state()
+        batches = iter(self.loader)
+        for _ in range(self.batch_in_epoch):  # resumed mid-epoch: draw and skip the used batches
+            next(batches, None)
+        for batch in batches:
+            losses = self._train_one(batch)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                self.save()
+            for k, fn in self._step_callbacks:
+                if self.step % k == 0:
+                    fn(self)
+            if steps is not None and self.step >= steps:
+                return True
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        for sched in getattr(self.model, "schedulers", {}).values():
+            sched.step()
+        self.save()
+        for fn in self._epoch_callbacks:
+            fn(self)
+        return False
+
+    def _train_one(self, batch) -> dict[str, float]:
+        out = self.model.train_step(batch)
+        if getattr(self.model, "precision", None) is not None:
+            self.model.precision.update()
+        names = list(out)
+        values = torch.stack([torch.as_tensor(out[k]).detach().float().cpu().reshape(()) for k in names]).tolist()
+        losses = dict(zip(names, values))  # one device sync for all terms
+        for k, v in losses.items():
+            if not math.isfinite(v):
+                last = self.checkpointer.latest()
+                kept = f"The last good checkpoint, {last}, is kept" if last else "No checkpoint was written yet"
+                raise NonFiniteLoss(
+                    f"{k} became {v} at step {self.step + 1} (epoch {self.epoch}); training stopped. {kept}: "
+                    "running again resumes from there. What to try: a lower learning rate, full float32 "
+                    "precision (Precision(device, enabled=False)), or check the input images for NaNs."
+                )
+        self.step += 1
+        self.batch_in_epoch += 1
+        self.history.record(self.step, **losses)
+        return losses
+
+
+def _step_of(path: Path) -> int:
+    return int(_CKPT.match(path.name).group(1))
+
+
+def _progress_bar(total, initial, enabled, desc):
+    if enabled:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+
+    class _Silent:
+        def update(self, *_):
+            pass
+
+        def set_postfix(self, *_, **__):
+            pass
+
+        def close(self):
+            pass
+
+    return _Silent()
+
+
+# --------------------------------------------------------------------------- sample grids
+
+
+class Snapshots:
+    """A callback that saves a grid of ``make_images()`` as ``<folder>/step_<step>.png``.
+
+    ``make_images`` returns images in [-1, 1] (a generator's output on a fixed noise batch).
+    Because the grids are files in the run folder, they survive a disconnect and the headless
+    command writes them too; ``frames()`` reads them back, in step order, for an animation.
+    """
+
+    def __init__(self, make_images: Callable[[], torch.Tensor], folder, nrow: int = 8):
+        self.make_images, self.folder, self.nrow = make_images, Path(folder).expanduser(), nrow
+
+    def __call__(self, trainer: Trainer | None = None, step: int | None = None) -> Path:
+        from .plots import make_grid, save_image
+
+        step = trainer.step if step is None and trainer is not None else int(step or 0)
+        return save_image(make_grid(self.make_images(), nrow=self.nrow), self.folder / f"step_{step:08d}.png")
+
+    def paths(self) -> list[Path]:
+        return sorted(self.folder.glob("step_*.png")) if self.folder.is_dir() else []
+
+    def frames(self, up_to: int | None = None) -> tuple[list[np.ndarray], list[int]]:
+        """The saved grids (uint8 HxWx3 arrays) and their steps, oldest first, optionally up to a step."""
+        from PIL import Image
+
+        frames, steps = [], []
+        for p in self.paths():
+            s = int(p.stem.split("_")[1])
+            if up_to is None or s <= up_to:
+                frames.append(np.asarray(Image.open(p).convert("RGB")))
+                steps.append(s)
+        return frames, steps

@@ -1,0 +1,202 @@
+"""Aging a photo with every trained model (helpers.age_photo): loading, results, CLI, messages.
+
+The models here are tiny and untrained, written straight into a temporary RUNS_DIR the way
+training leaves them (CycleGAN's ``generators.pt`` or a checkpoint; the age GAN's checkpoint):
+what is tested is the plumbing, not the aging.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("cv2")
+pytest.importorskip("skimage")
+
+from helpers import age_photo, config, faces  # noqa: E402
+from helpers.training import Checkpointer  # noqa: E402
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """An empty RUNS_DIR."""
+    d = tmp_path / "runs"
+    d.mkdir()
+    monkeypatch.setattr(config, "RUNS_DIR", d)
+    return d
+
+
+def _run_dir(name: str):
+    return config.RUNS_DIR / age_photo.AGERS[name].run_names()[0]
+
+
+def _tiny_cyclegan():
+    from helpers.cyclegan import CycleGAN
+
+    return CycleGAN(image_size=16, ngf=4, ndf=4, n_blocks=1, n_layers_D=2)
+
+
+def _write_cyclegan(as_checkpoint: bool = False):
+    from helpers.cyclegan import save_generators
+
+    model = _tiny_cyclegan()
+    run_dir = _run_dir("cyclegan")
+    if as_checkpoint:
+        Checkpointer(run_dir).save({"model": "cyclegan", "step": 7,
+                                    "config": {**model.config, "young": "15-30", "old": "50+", "batch_size": 4},
+                                    "networks": {k: v.state_dict() for k, v in model.networks.items()}}, 7)
+    else:
+        save_generators(model, run_dir / "generators.pt")
+    return run_dir
+
+
+def _write_agegan(edges=(0, 30, 60)):
+    from helpers.agegan import AgeGAN
+
+    gan = AgeGAN(n_groups=len(edges), image_size=16, ngf=4, ndf=4, n_enc_blocks=1, n_dec_blocks=1, style_dim=8,
+                 n_layers_D=2, group_edges=list(edges))
+    run_dir = _run_dir("agegan")
+    Checkpointer(run_dir).save({"model": "agegan", "step": 3, "config": dict(gan.config),
+                                "networks": {k: v.state_dict() for k, v in gan.networks.items()}}, 3)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def crop():
+    return faces.find_face(faces.example_photo(), verbose=False).crop
+
+
+# --------------------------------------------------------------------------- no model yet
+
+
+def test_no_trained_model_says_which_notebook(runs):
+    with pytest.raises(age_photo.NoTrainedModel) as err:
+        age_photo.load_ager("cyclegan")
+    msg = str(err.value)
+    assert "03_cyclegan.ipynb" in msg and "python -m helpers.train cyclegan" in msg and str(runs) in msg
+    with pytest.raises(age_photo.NoTrainedModel, match="06_age_modulated_gan.ipynb"):
+        age_photo.load_ager("agegan")
+    with pytest.raises(age_photo.NoTrainedModel, match="notebooks 04 and 05"):
+        age_photo.load_ager("cdcgan")
+    with pytest.raises(age_photo.NoTrainedModel, match="choose from"):
+        age_photo.load_ager("stylegan")
+
+
+def test_available_agers_lists_what_is_missing(runs, capsys):
+    assert age_photo.available_agers() == {}
+    out = capsys.readouterr().out
+    assert out.count("[--]") == len(age_photo.AGERS)
+
+
+def test_cli_without_models_writes_the_crop_and_explains(runs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert age_photo.main(["--example", "--out", str(out)]) == 3
+    text = capsys.readouterr().out
+    assert "Found 1 face" in text and "No trained" in text and "Traceback" not in text
+    assert Image.open(out / "face.png").size == (200, 200)
+
+
+# --------------------------------------------------------------------------- with models
+
+
+def test_cyclegan_ages_both_ways(runs, crop):
+    _write_cyclegan()
+    ager = age_photo.load_ager("cyclegan")
+    assert ager.image_size == 16 and "generators.pt" in repr(ager)
+    aged = ager.age(crop)
+    assert aged.labels == ["younger", "older"]
+    assert len(aged.images) == 2 and all(im.shape == (200, 200, 3) and im.dtype == np.uint8 for im in aged.images)
+    assert np.array_equal(aged.face, crop)
+    frames, labels = ager.series(crop)
+    assert len(frames) == 3 and labels[1] == "your photo"
+    assert aged.strip().shape[1] > 3 * 200
+
+
+def test_cyclegan_from_a_checkpoint_only(runs, crop):
+    _write_cyclegan(as_checkpoint=True)
+    ager = age_photo.load_ager("cyclegan")
+    assert ager.steps == 7 and "ckpt_" in repr(ager)
+    assert ager.age(crop).labels == ["younger (15-30)", "older (50+)"]
+
+
+def test_agegan_every_group_and_smooth_series(runs, crop):
+    _write_agegan((0, 30, 60))
+    ager = age_photo.load_ager("agegan")
+    aged = ager.age(crop, size=64)
+    assert aged.labels == ["0-29", "30-59", "60+"]
+    assert len(aged.images) == 3 and aged.images[0].shape == (64, 64, 3)
+    frames, labels = ager.series(crop, frames_between=2, size=64)
+    assert len(frames) == 2 * 3 + 1 and labels[0] == "0-29" and labels[-1] == "60+" and ".." in labels[1]
+    # The series passes through the pure groups: its frames 0, 3 and 6 are the groups' faces.
+    for k, i in enumerate((0, 3, 6)):
+        assert np.abs(frames[i].astype(int) - aged.images[k].astype(int)).max() <= 1
+
+
+def test_explicit_run_dir(runs, tmp_path, crop):
+    with pytest.raises(age_photo.NoTrainedModel, match="elsewhere"):
+        age_photo.load_ager("agegan", run_dir=tmp_path / "elsewhere")
+    src = _write_agegan()
+    moved = tmp_path / "elsewhere"
+    src.rename(moved)
+    assert age_photo.load_ager("agegan", run_dir=moved).run_dir == moved
+
+
+def test_cli_ages_the_example_with_every_model(runs, tmp_path, capsys):
+    _write_cyclegan()
+    _write_agegan()
+    out = tmp_path / "out"
+    assert age_photo.main(["--example", "--model", "all", "--out", str(out), "--frames-between", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "cdcgan" in text and "cannot age photos yet" in text
+    for name in ("face.png", "faces_found.png", "cyclegan.png", "agegan.png", "cyclegan.gif", "agegan.gif",
+                 "all_models.gif"):
+        assert (out / name).is_file(), name
+    assert len(list((out / "agegan").glob("*.png"))) == 3
+    gif = Image.open(out / "agegan.gif")
+    assert gif.n_frames == 2 * (2 * 2 + 1) - 2  # 5 ages, forth and back
+
+
+def test_cli_bad_inputs_end_with_a_message(runs, tmp_path, capsys):
+    notes = tmp_path / "selfie.jpg"
+    notes.write_text("not a photo at all")
+    assert age_photo.main([str(notes), "--out", str(tmp_path / "o")]) == 1
+    assert "selfie.jpg" in capsys.readouterr().out
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (120, 90), (200, 200, 200)).save(blank)
+    assert age_photo.main([str(blank), "--out", str(tmp_path / "o")]) == 1
+    assert "No face" in capsys.readouterr().out
+    assert age_photo.main(["--out", str(tmp_path / "o")]) == 2
+    assert age_photo.main(["--example", "--model", "nope"]) == 2
+
+
+def test_get_face_falls_back_to_the_example(tmp_path, capsys):
+    notes = tmp_path / "me.jpg"
+    notes.write_text("hello")
+    found = age_photo.get_face(notes, verbose=False)
+    assert found.crop.shape == (200, 200, 3)
+    assert "Cannot use this photo" in capsys.readouterr().out
+    assert age_photo.get_face(notes, fallback=False, verbose=False) is None
+
+
+def test_slider_and_side_by_side(runs, crop):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _write_cyclegan()
+    _write_agegan()
+    agers = age_photo.available_agers(verbose=False)
+    assert set(agers) == {"cyclegan", "agegan"}
+    results = age_photo.age_all(crop, agers, size=64)
+    fig = age_photo.show_aged(results)
+    assert len(fig.axes) == 2 * 4
+    plt.close(fig)
+    widget = age_photo.age_slider(crop, agers, frames_between=1, size=64)
+    slider, image = widget.children[0].children[0], widget.children[1]
+    first = image.value
+    slider.value = slider.max
+    assert image.value != first
+    empty = age_photo.age_slider(crop, {})
+    assert "No trained model" in empty.value

@@ -1,0 +1,244 @@
+"""The age-modulated GAN: shapes, the age condition reaching every decoder layer, the age head, the step, resume, loading."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import agegan as ag
+from helpers.cache import BatchLoader
+from helpers.training import Trainer
+
+K = 4  # age groups in these tests
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny networks: one thread is as fast as two, and far faster when other processes share the cores.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def smooth_faces(n, size=32, seed=0):
+    """Low-frequency random images in [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    return F.interpolate(torch.rand(n, 3, 4, 4, generator=g) * 2 - 1, size=size, mode="bilinear", align_corners=False)
+
+
+def tiny(**kw):
+    kw = {"n_groups": K, "image_size": 32, "ngf": 8, "ndf": 8, "n_enc_blocks": 1, "n_dec_blocks": 2,
+          "style_dim": 16, "n_layers_D": 3, **kw}
+    return ag.AgeGAN(**kw)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_shapes(size):
+    G = ag.AgeGenerator(K, ngf=8, n_enc_blocks=1, n_dec_blocks=1, style_dim=16)
+    D = ag.AgeDiscriminator(K, ndf=8, n_layers=3)
+    x = smooth_faces(3, size)
+    assert G.encoder(x).shape == (3, 32, size // 4, size // 4)  # the identity code: 4 ngf channels at S/4
+    y = G(x, torch.tensor([0, 1, 3]))
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+    adv, age = D(y)
+    assert adv.shape == (3, 1, size // 8, size // 8) and age.shape == (3, K)
+
+
+def test_conditions():
+    one = ag.as_condition(2, K, 3)
+    assert one.shape == (3, K) and torch.equal(one.argmax(1), torch.tensor([2, 2, 2]))
+    assert torch.equal(ag.as_condition(torch.tensor([0, 3]), K, 2), torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 1.0]]))
+    soft = torch.tensor([[0.0, 0.5, 0.5, 0.0]])
+    assert torch.equal(ag.as_condition(soft, K, 1), soft)
+    with pytest.raises(ValueError, match="0..3"):
+        ag.as_condition(4, K, 1)
+    with pytest.raises(ValueError, match="columns"):
+        ag.as_condition(torch.zeros(1, 3), K, 1)
+
+
+def test_random_targets_never_the_source():
+    src = torch.arange(K).repeat(250)
+    t = ag.random_targets(src, K, torch.Generator().manual_seed(0))
+    assert not (t == src).any()
+    counts = torch.bincount((t - src) % K, minlength=K)  # every other group, about equally often
+    assert counts[0] == 0 and counts[1:].min() > 250
+
+
+def test_group_labels_and_mid_ages():
+    assert ag.group_labels([0, 14, 15, 74, 75, 100], (0, 15, 30, 45, 60, 75)).tolist() == [0, 0, 1, 4, 5, 5]
+    assert ag.group_labels([5], (10, 20)).tolist() == [-1]
+    assert ag.group_mid_ages((0, 15, 30), max_age=90) == [7.0, 22.0, 60.0]
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        tiny(image_size=30)
+    with pytest.raises(ValueError, match="generators"):
+        tiny(generators=3)
+
+
+# --------------------------------------------------------------------------- the age condition
+
+
+def test_the_age_reaches_every_decoder_layer():
+    torch.manual_seed(0)
+    G = ag.AgeGenerator(K, ngf=8, n_enc_blocks=1, n_dec_blocks=2, style_dim=16)
+    x = smooth_faces(2, 32)
+    adains = [m for m in G.decoder.modules() if isinstance(m, ag.AdaIN)]
+    assert len(adains) == len(G.decoder.layer_channels) == 2 * 2 + 2  # two per block, one per upsampling
+    assert not any(isinstance(m, ag.AdaIN) for m in G.encoder.modules())
+    seen = {}
+
+    def record(name):
+        def hook(module, args, out):
+            seen.setdefault(name, []).append((args[1].detach(), args[2].detach(), out.detach()))
+        return hook
+
+    hooks = [m.register_forward_hook(record(i)) for i, m in enumerate(adains)]
+    code_a, code_b = G.encoder(x), G.encoder(x)
+    y_a, y_b = G(x, 0), G(x, 3)
+    for h in hooks:
+        h.remove()
+    assert torch.equal(code_a, code_b)  # the identity code does not depend on the target
+    for i in range(len(adains)):
+        (g0, b0, o0), (g1, b1, o1) = seen[i]
+        # each layer gets its own age-dependent scale and shift, and its output changes with them
+        assert not torch.allclose(g0, g1) and not torch.allclose(b0, b1), f"AdaIN layer {i} ignores the age"
+        assert not torch.allclose(o0, o1)
+    assert (y_a - y_b).abs().mean() > 1e-4  # changing only the target group changes the face
+    assert torch.equal(G(x, 2), G(x, torch.tensor([2, 2])))
+
+
+def test_soft_targets_interpolate():
+    torch.manual_seed(0)
+    G = ag.AgeGenerator(K, ngf=8, n_enc_blocks=1, n_dec_blocks=1, style_dim=16)
+    x = smooth_faces(1, 32)
+    a, b = G(x, 1), G(x, 2)
+    mid = G(x, torch.tensor([[0.0, 0.5, 0.5, 0.0]]))
+    assert not torch.allclose(mid, a) and not torch.allclose(mid, b)
+
+
+# --------------------------------------------------------------------------- the discriminator's age head
+
+
+def test_the_age_head_learns_a_fixed_batch():
+    torch.manual_seed(0)
+    D = ag.AgeDiscriminator(K, ndf=8, n_layers=3)
+    x = smooth_faces(16, 32, seed=1)
+    y = torch.arange(16) % K
+    loss_fn = ag.AgeClassificationLoss()
+    opt = torch.optim.Adam(D.parameters(), lr=2e-3)
+    first = None
+    for _ in range(60):
+        loss = loss_fn(D(x)[1], y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert first == pytest.approx(math.log(K), rel=0.1)  # chance at the start
+    assert loss.item() < 0.1 * first
+    assert (D(x)[1].argmax(1) == y).all()
+
+
+def test_losses():
+    x = torch.zeros(2, 3, 4, 4)
+    assert ag.L1Loss(10)(x + 0.5, x).item() == pytest.approx(5.0)
+    logits = torch.zeros(3, K)
+    assert ag.AgeClassificationLoss(2.0)(logits, torch.tensor([0, 1, 2])).item() == pytest.approx(2 * math.log(K))
+
+
+# --------------------------------------------------------------------------- the training step
+
+
+TERMS = {"D_adv", "D_age", "G_adv", "G_age", "G_cycle", "G_identity", "D", "G", "total", "acc_real", "acc_fake"}
+
+
+@pytest.mark.parametrize("generators", [1, 2])
+def test_train_step_logs_every_term_and_updates_both_players(generators):
+    gan = tiny(generators=generators)
+    assert set(gan.networks) == ({"G", "D"} if generators == 1 else {"G", "G_back", "D"})
+    before = {k: [p.clone() for p in net.parameters()] for k, net in gan.networks.items()}
+    out = gan.train_step((smooth_faces(6), torch.tensor([0, 1, 2, 3, 0, 1])))
+    assert set(out) == TERMS
+    assert all(math.isfinite(float(v)) for v in out.values())
+    assert float(out["total"]) == pytest.approx(float(out["D"]) + float(out["G"]), rel=1e-5)
+    parts = ["G_adv", "G_age", "G_cycle", "G_identity"]
+    assert float(out["G"]) == pytest.approx(sum(float(out[k]) for k in parts), rel=1e-5)
+    for k, net in gan.networks.items():
+        assert any(not torch.equal(a, b) for a, b in zip(before[k], net.parameters())), f"{k} did not learn"
+    assert all(p.requires_grad for p in gan.D.parameters())  # the step leaves D trainable
+
+
+def test_a_few_steps_pull_the_identity_and_cycle_terms_down():
+    torch.manual_seed(0)
+    gan = tiny(lr=1e-3)
+    x, s = smooth_faces(8, seed=2), torch.arange(8) % K
+    outs = [gan.train_step((x, s)) for _ in range(25)]
+
+    def mean(term, part):
+        return sum(float(o[term]) for o in part) / len(part)
+
+    assert mean("G_identity", outs[-5:]) < 0.6 * mean("G_identity", outs[:3])
+    assert mean("G_cycle", outs[-5:]) < 0.8 * mean("G_cycle", outs[:3])  # the targets change at every step
+
+
+def test_translate_and_age_grid():
+    gan = tiny()
+    x = (torch.rand(5, 3, 32, 32) * 255).to(torch.uint8)
+    y = gan.translate(x, 2, batch_size=2)
+    assert y.shape == (5, 3, 32, 32) and y.dtype == torch.float32 and y.device.type == "cpu"
+    assert torch.allclose(gan.translate(x, torch.full((5,), 2)), y, atol=1e-5)  # chunks or not
+    grid = gan.age_grid(x[:2])
+    assert grid.shape == (2, 1 + K, 3, 32, 32)
+    assert torch.allclose(grid[:, 0], x[:2].float() / 127.5 - 1) and torch.allclose(grid[:, 3], y[:2], atol=1e-5)
+    assert gan.G.training  # translate puts the mode back
+
+
+def test_resume_and_load_generator(tmp_path):
+    x = (torch.rand(12, 3, 32, 32) * 255).to(torch.uint8)
+    labels = torch.arange(12) % K
+
+    def trainer(folder):
+        torch.manual_seed(0)
+        loader = BatchLoader(x, 4, labels=labels, seed=0)
+        return Trainer(tiny(group_edges=[0, 20, 40, 60]), loader, folder, checkpoint_every=2, progress=False)
+
+    reference = trainer(tmp_path / "reference")
+    reference.fit(steps=4)  # one run without a break
+    t = trainer(tmp_path / "run")
+    t.fit(steps=2)  # stops mid-epoch
+    t2 = trainer(tmp_path / "run")  # a new process, say: resumes at step 2 with the target sampler where it was
+    assert t2.step == 2 and torch.equal(t2.model.target_rng.get_state(), t.model.target_rng.get_state())
+    t2.fit(steps=4)
+    assert t2.history.to_frame().equals(reference.history.to_frame())  # exactly the same run
+
+    G = ag.load_generator(tmp_path / "run")
+    assert G.group_edges == [0, 20, 40, 60] and not G.training
+    assert torch.allclose(ag.translate(G, x[:3], 1), t2.model.translate(x[:3], 1), atol=1e-5)
+    with pytest.raises(FileNotFoundError):
+        ag.load_generator(tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------- the quick age check
+
+
+def test_age_probe_learns_groups_of_distinct_faces():
+    # Faces whose brightness is their group: a probe reads that in a few dozen steps.
+    y = torch.arange(64) % K
+    x = ((y.float()[:, None, None, None] / (K - 1)) * 200 + 20).expand(64, 3, 32, 32)
+    x = (x + torch.rand(64, 3, 32, 32) * 20).to(torch.uint8)
+    probe = ag.train_age_probe(x, y, K, steps=40, batch_size=32)
+    assert ag.probe_accuracy(probe, x, y) > 0.9
+
+
+def test_seed001_results_table():
+    t = ag.SEED001_RESULTS
+    assert set(t["metric"]) == {"FID", "Age prediction accuracy (%)"} and len(t) == 6
+    assert t.loc[(t.metric == "FID") & t.method.str.startswith("RAGAN"), "score"].item() == 57.78

@@ -1,0 +1,321 @@
+"""CycleGAN: network shapes and sizes, the image pool, the LR schedules, and the training step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import cyclegan as cg
+from helpers.cache import BatchLoader
+from helpers.training import Trainer
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These networks are tiny: one thread is as fast as two, and much faster when other
+    # processes share the cores (threads that wait for each other spin).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def smooth_faces(n, size=32, seed=0):
+    """Low-frequency random images in [-1, 1]: enough structure for a generator to learn."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 4, 4, generator=g) * 2 - 1
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def tiny_model(**kw):
+    kw = {"image_size": 32, "ngf": 8, "ndf": 8, "n_blocks": 2, **kw}
+    return cg.CycleGAN(**kw)
+
+
+# --------------------------------------------------------------------------- shapes and sizes
+
+
+def expected_resnet_params(ngf, n_blocks, norm_biases=False):
+    """Counted by hand: convolution weights, plus biases only where no instance norm follows."""
+    w = 3 * ngf * 49                                      # 7x7 stem
+    w += 9 * (ngf * 2 * ngf + 2 * ngf * 4 * ngf)           # two stride-2 3x3 downsamplings
+    w += n_blocks * 2 * 9 * (4 * ngf) ** 2                # residual blocks, two 3x3 convs each
+    w += 9 * (4 * ngf * 2 * ngf + 2 * ngf * ngf)           # two 3x3 upsamplings
+    w += 49 * ngf * 3 + 3                                 # 7x7 output conv, with its bias
+    normed_channels = ngf + 2 * ngf + 4 * ngf + n_blocks * 2 * 4 * ngf + 2 * ngf + ngf
+    return w + (normed_channels if norm_biases else 0)
+
+
+def expected_patchgan_params(ndf):
+    return (3 * ndf * 16 + ndf) + 16 * (ndf * 2 * ndf + 2 * ndf * 4 * ndf + 4 * ndf * 8 * ndf) + (16 * 8 * ndf + 1)
+
+
+def test_parameter_counts():
+    assert cg.count_parameters(cg.ResnetGenerator(64, 9)) == expected_resnet_params(64, 9) == 11_372_931
+    assert cg.count_parameters(cg.ResnetGenerator(64, 6)) == expected_resnet_params(64, 6) == 7_833_987
+    # junyanz's code keeps a (dead) bias before every instance norm: 11,378,179 with them.
+    assert expected_resnet_params(64, 9, norm_biases=True) == 11_378_179
+    assert cg.count_parameters(cg.PatchDiscriminator(64, 3)) == expected_patchgan_params(64) == 2_763_841
+    # seed 003's design is about a third of the original's size
+    assert cg.count_parameters(cg.Seed003Generator(64, 9)) == 3_704_419
+
+
+@pytest.mark.parametrize("style", ["resnet", "seed003"])
+@pytest.mark.parametrize("size", [32, 64])
+def test_generator_keeps_the_shape_and_range(style, size):
+    G = cg.init_weights(cg.make_generator(style, ngf=8, n_blocks=2))
+    x = smooth_faces(2, size)
+    y = G(x)
+    assert y.shape == x.shape
+    assert y.min() >= -1 and y.max() <= 1
+
+
+@pytest.mark.parametrize("style", ["resnet", "seed003"])
+def test_residual_generator_starts_near_the_identity(style):
+    G = cg.init_weights(cg.make_generator(style, ngf=8, n_blocks=2, residual=True))
+    x = smooth_faces(2)
+    y = G(x)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+    assert torch.allclose(y, x)  # it starts as the identity ...
+    opt = torch.optim.Adam(G.parameters(), lr=1e-3)
+    for _ in range(2):
+        opt.zero_grad()
+        G(x).mean().backward()
+        opt.step()
+    assert not torch.allclose(G(x), x)  # ... and learns a change
+
+
+def test_unknown_generator_is_refused():
+    with pytest.raises(ValueError, match="resnet"):
+        cg.make_generator("unet")
+
+
+@pytest.mark.parametrize("size,out", [(128, 14), (64, 6), (32, 2)])
+def test_patchgan_output_grid(size, out):
+    D = cg.PatchDiscriminator(ndf=8)
+    assert D(torch.zeros(2, 3, size, size)).shape == (2, 1, out, out)
+
+
+def test_patchgan_sees_70x70_patches():
+    assert cg.receptive_field(3) == 70
+    assert cg.receptive_field(1) == 16
+    # Measured, not just computed: which input pixels move the centre score? (Without the
+    # instance norms, which mix every pixel of an image into every score through its mean.)
+    D = cg.init_weights(cg.PatchDiscriminator(ndf=4, n_layers=3))
+    for i, layer in enumerate(D.net):
+        if isinstance(layer, torch.nn.InstanceNorm2d):
+            D.net[i] = torch.nn.Identity()
+    x = torch.randn(1, 3, 160, 160, requires_grad=True)
+    y = D(x)
+    y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
+    rows = torch.nonzero(x.grad.abs().sum(dim=(0, 1, 3)))
+    cols = torch.nonzero(x.grad.abs().sum(dim=(0, 1, 2)))
+    assert rows.max() - rows.min() + 1 == 70
+    assert cols.max() - cols.min() + 1 == 70
+
+
+def test_init_weights_draws_from_n_0_002():
+    G = cg.init_weights(cg.ResnetGenerator(ngf=16, n_blocks=2))
+    w = torch.cat([m.weight.flatten() for m in G.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))])
+    assert abs(w.mean().item()) < 2e-3
+    assert w.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+# --------------------------------------------------------------------------- the image pool
+
+
+def batches(n_batches, batch=10, start=0):
+    """Batches of distinct images: image k is filled with the value k."""
+    return [torch.arange(start + i * batch, start + (i + 1) * batch, dtype=torch.float32)[:, None, None, None]
+            .expand(batch, 3, 2, 2).clone() for i in range(n_batches)]
+
+
+def test_pool_of_size_zero_passes_through():
+    pool = cg.ImagePool(0)
+    x = torch.randn(4, 3, 8, 8)
+    assert torch.equal(pool(x), x)
+    assert len(pool) == 0
+
+
+def test_pool_returns_the_first_images_as_they_are():
+    pool = cg.ImagePool(50)
+    for b in batches(5):
+        assert torch.equal(pool(b), b)
+    assert len(pool) == 50
+
+
+def test_full_pool_mixes_new_and_stored_images():
+    pool = cg.ImagePool(50, seed=1)
+    for b in batches(5):
+        pool(b)
+    swapped = total = 0
+    seen = set(range(50))
+    for b in batches(40, start=50):
+        out = pool(b)
+        assert out.shape == b.shape
+        assert len(pool) == 50  # never grows past its size
+        for new, got in zip(b[:, 0, 0, 0].tolist(), out[:, 0, 0, 0].tolist()):
+            total += 1
+            if got != new:
+                swapped += 1
+                assert got in seen  # an earlier image came back instead (maybe one from this batch)
+            seen.add(new)
+    assert 0.4 < swapped / total < 0.6  # each image is swapped with probability 1/2
+
+
+def test_pool_state_round_trip():
+    a, b = cg.ImagePool(8, seed=3), cg.ImagePool(8, seed=99)
+    for x in batches(2, batch=6):
+        a(x)
+    b.load_state_dict(a.state_dict())
+    for x in batches(5, batch=6, start=100):
+        assert torch.equal(a(x), b(x))
+
+
+# --------------------------------------------------------------------------- learning-rate schedules
+
+
+def test_linear_schedule_values():
+    f = cg.LinearDecay(100, 100)
+    assert [f(e) for e in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    assert f(100) == pytest.approx(100 / 101)
+    assert f(150) == pytest.approx(50 / 101)
+    assert f(199) == pytest.approx(1 / 101)
+    assert f(200) == 0.0 and f(250) == 0.0
+
+
+def lrs(policy, epochs, **kw):
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    sched = cg.make_scheduler(opt, policy, **kw)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out + [opt.param_groups[0]["lr"]]
+
+
+def test_schedulers_by_name():
+    lin = lrs("linear", 6, n_epochs_constant=3, n_epochs_decay=3)
+    assert lin == pytest.approx([2e-4, 2e-4, 2e-4, 1.5e-4, 1e-4, 0.5e-4, 0.0])
+    assert lrs("constant", 4) == pytest.approx([2e-4] * 5)
+    assert lrs("step", 4, step_size=2, gamma=0.1) == pytest.approx([2e-4, 2e-4, 2e-5, 2e-5, 2e-6])
+    cos = lrs("cosine", 4, n_epochs_constant=2, n_epochs_decay=2)
+    assert cos[0] == pytest.approx(2e-4) and cos[2] == pytest.approx(1e-4) and cos[-1] == pytest.approx(0, abs=1e-12)
+    with pytest.raises(ValueError, match="linear"):
+        lrs("exponential", 1)
+
+
+# --------------------------------------------------------------------------- the training step
+
+TERMS = {"G_GAN_A2B", "G_GAN_B2A", "G_cycle_A", "G_cycle_B", "G_identity_A", "G_identity_B", "D_A", "D_B",
+         "G", "G_GAN", "G_cycle", "G_identity", "D"}
+
+
+def test_train_step_logs_every_named_term():
+    m = tiny_model()
+    out = m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    assert set(out) == TERMS
+    v = {k: float(t) for k, t in out.items()}
+    assert all(math.isfinite(x) for x in v.values())
+    assert v["G"] == pytest.approx(v["G_GAN"] + v["G_cycle"] + v["G_identity"], rel=1e-5)
+    assert v["G_cycle"] == pytest.approx(v["G_cycle_A"] + v["G_cycle_B"], rel=1e-5)
+    assert v["D"] == pytest.approx(v["D_A"] + v["D_B"], rel=1e-5)
+    # the discriminators are trainable again after the generators' update
+    assert all(p.requires_grad for p in m.networks["D_A"].parameters())
+
+
+def test_identity_loss_can_be_switched_off():
+    out = tiny_model(lambda_identity=0.0).train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    assert "G_identity_A" not in out and float(out["G_identity"]) == 0.0
+
+
+def test_a_few_steps_lower_the_cycle_loss():
+    m = tiny_model(seed=0)
+    a, b = smooth_faces(2, seed=1), smooth_faces(2, seed=2)
+    cycle = [float(m.train_step((a, b))["G_cycle"]) for _ in range(8)]
+    assert cycle[-1] < 0.9 * cycle[0]
+
+
+def test_every_network_learns_in_one_step():
+    m = tiny_model()
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in m.networks.items()}
+    m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    for k, net in m.networks.items():
+        assert any(not torch.equal(p0, p) for p0, p in zip(before[k], net.parameters())), k
+
+
+def test_seed003_generator_trains_too():
+    m = tiny_model(generator="seed003")
+    out = m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    assert math.isfinite(float(out["G"]))
+
+
+def test_image_size_must_fit_the_generator():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        tiny_model(image_size=36, generator="seed003")
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def test_translate_keeps_shape_and_range():
+    m = tiny_model()
+    x = smooth_faces(5)
+    for direction in ("A2B", "B2A", "young2old", "old2young"):
+        y = m.translate(x, direction, batch_size=2)
+        assert y.shape == x.shape and y.dtype == torch.float32
+        assert y.min() >= -1 and y.max() <= 1
+    u8 = ((x + 1) * 127.5).round().to(torch.uint8)
+    assert m.translate(u8, "A2B").shape == x.shape
+    there, back = m.cycle(x, "A2B")
+    assert there.shape == back.shape == x.shape
+    assert torch.allclose(there, m.translate(x, "A2B"))
+    with pytest.raises(ValueError, match="A2B"):
+        m.translate(x, "sideways")
+
+
+def test_save_translations(tmp_path):
+    m = tiny_model()
+    paths = cg.save_translations(m, smooth_faces(3), tmp_path / "out", "A2B",
+                                 names=["25_0_0_1.jpg.chip.jpg", "20_1_2_2.jpg.chip.jpg", "30_0_1_3.jpg"])
+    assert [p.name for p in paths] == ["25_0_0_1.png", "20_1_2_2.png", "30_0_1_3.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+# --------------------------------------------------------------------------- with the Trainer
+
+
+def _loaders(seed=0):
+    a = ((smooth_faces(6, seed=10) + 1) * 127.5).round().to(torch.uint8)
+    b = ((smooth_faces(10, seed=11) + 1) * 127.5).round().to(torch.uint8)
+    return cg.UnpairedBatches(BatchLoader(a, 2, flip=True, seed=seed), BatchLoader(b, 2, flip=True, seed=seed + 1))
+
+
+def test_unpaired_batches_cover_the_larger_domain():
+    data = _loaders()
+    assert len(data) == 5  # 10 old faces in batches of 2; the 6 young ones are reshuffled as needed
+    pairs = list(data)
+    assert len(pairs) == 5 and all(a.shape == b.shape == (2, 3, 32, 32) for a, b in pairs)
+
+
+def test_resume_gives_the_same_run(tmp_path):
+    def run(folder, steps):
+        m = tiny_model(pool_size=3, n_epochs_constant=1, n_epochs_decay=2)
+        t = Trainer(m, _loaders(), folder, checkpoint_every=0, progress=False)
+        t.fit(steps=steps)
+        return m, t
+
+    straight, t1 = run(tmp_path / "straight", 7)
+    run(tmp_path / "resumed", 3)
+    resumed, t2 = run(tmp_path / "resumed", 7)  # carries on from step 3, across an epoch end
+    assert t2.step == 7 and t2.epoch == 1
+    assert resumed.opt_G.param_groups[0]["lr"] == straight.opt_G.param_groups[0]["lr"] < 2e-4
+    for k in straight.networks:
+        for p, q in zip(straight.networks[k].parameters(), resumed.networks[k].parameters()):
+            assert torch.equal(p, q), k
+    assert t1.history.to_frame().equals(t2.history.to_frame())
