@@ -15,8 +15,8 @@ The models and what they give:
 - ``cyclegan`` (notebook 03): two generators, young -> old and old -> young; two targets.
 - ``agegan`` (notebook 06): one generator for every age group; a target per group, and because
   its condition may be a *mix* of two groups, a smooth walk through the ages for the animation.
-- ``cdcgan`` (notebooks 04 and 05, the encoder + conditional DCGAN): listed, but not yet able
-  to age a photo; it says so.
+- ``cdcgan`` (notebooks 04 and 05, the encoder + conditional DCGAN): the encoder maps the face to
+  the generator's noise, which is refined, then drawn with each age label.
 
 The same thing headless::
 
@@ -381,9 +381,8 @@ register_ager(AgerSpec(
     _run_names("AGEGAN"), _load_agegan))
 register_ager(AgerSpec(
     "cdcgan", "encoder + conditional DCGAN", "05_encoder.ipynb", "python -m helpers.train encoder",
-    lambda: [], None,
-    not_ready="the conditional DCGAN and its encoder (notebooks 04 and 05) are not part of this version of "
-              "the course yet."))
+    _run_names("ENCODER"),
+    lambda run_dir, device: __import__("helpers.encoder", fromlist=["load_ager"]).load_ager(run_dir, device)))
 
 
 def load_ager(name: str, run_dir=None, device=None) -> Ager:

@@ -122,7 +122,8 @@ def bench_cyclegan(args) -> dict:
     size = args.size or s.image_size
     load = max(size, round(size * 1.125))
     arch = dict(generator=args.generator or s.generator, ngf=args.ngf or s.ngf, ndf=args.ndf or s.ndf,
-                n_blocks=args.n_blocks or s.n_blocks)
+                n_blocks=args.n_blocks or s.n_blocks, residual=s.residual, n_layers_D=s.n_layers_D,
+                lambda_identity=s.lambda_identity)
 
     class PlainPairs(torch.utils.data.Dataset):
         """The plain way: decode, resize, crop and flip one young and one old JPEG per item."""

@@ -458,20 +458,20 @@ class CycleGAN(Trainable):
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device)
         self.config = dict(image_size=image_size, generator=generator, ngf=ngf, ndf=ndf, n_blocks=n_blocks,
-                           residual=residual, n_layers_D=n_layers_D, lambda_cycle=lambda_cycle, lambda_identity=lambda_identity,
-                           pool_size=pool_size, lr=lr, beta1=beta1, beta2=beta2, lr_policy=lr_policy,
+                           residual=residual, n_layers_D=n_layers_D, lambda_cycle=lambda_cycle,
+                           lambda_identity=lambda_identity, pool_size=pool_size, lr=lr, beta1=beta1, beta2=beta2, lr_policy=lr_policy,
                            n_epochs_constant=n_epochs_constant, n_epochs_decay=n_epochs_decay)
-        torch.manual_seed(seed)  # the same seed gives the same starting weights
-
         def build(net):
             return self.precision.prepare(init_weights(net).to(self.device))
 
-        self.networks = {
-            "G_AB": build(make_generator(generator, ngf, n_blocks, residual)),
-            "G_BA": build(make_generator(generator, ngf, n_blocks, residual)),
-            "D_A": build(PatchDiscriminator(ndf, n_layers_D)),
-            "D_B": build(PatchDiscriminator(ndf, n_layers_D)),
-        }
+        with torch.random.fork_rng(devices=[]):  # the same seed gives the same starting weights,
+            torch.manual_seed(seed)  # without touching the caller's random state
+            self.networks = {
+                "G_AB": build(make_generator(generator, ngf, n_blocks, residual)),
+                "G_BA": build(make_generator(generator, ngf, n_blocks, residual)),
+                "D_A": build(PatchDiscriminator(ndf, n_layers_D)),
+                "D_B": build(PatchDiscriminator(ndf, n_layers_D)),
+            }
         # The networks the step calls: the same modules, or their compiled versions (which share
         # the parameters). Checkpoints always save the plain modules in self.networks.
         run = {k: torch.compile(v) if compile else v for k, v in self.networks.items()}
@@ -496,7 +496,7 @@ class CycleGAN(Trainable):
     def from_settings(cls, s, device="cpu", precision: Precision | None = None, compile: bool = False) -> "CycleGAN":
         """Build from a :class:`helpers.config.CycleGANSettings`."""
         return cls(image_size=s.image_size, generator=s.generator, ngf=s.ngf, ndf=s.ndf, n_blocks=s.n_blocks,
-                   residual=s.residual, lambda_cycle=s.lambda_cycle, lambda_identity=s.lambda_identity, pool_size=s.pool_size,
+                   residual=s.residual, n_layers_D=s.n_layers_D, lambda_cycle=s.lambda_cycle, lambda_identity=s.lambda_identity, pool_size=s.pool_size,
                    lr=s.lr, beta1=s.beta1, lr_policy=s.lr_policy, n_epochs_constant=s.n_epochs_constant,
                    n_epochs_decay=s.n_epochs_decay, device=device, precision=precision, compile=compile, seed=s.seed)
 
@@ -523,6 +523,8 @@ class CycleGAN(Trainable):
                 losses["G_identity_A"] = self.identity_loss(self.G_BA(real_a), real_a)
                 losses["G_identity_B"] = self.identity_loss(self.G_AB(real_b), real_b)
             loss_G = sum(losses.values())
+        if self.identity_loss.weight == 0:  # switched off: logged as 0, so every run has the same terms
+            losses["G_identity_A"] = losses["G_identity_B"] = torch.zeros((), device=loss_G.device)
         self.opt_G.zero_grad(set_to_none=True)
         amp.backward(loss_G)
         amp.step(self.opt_G)
@@ -543,7 +545,7 @@ class CycleGAN(Trainable):
         # The seeds' five curves: the sums over both directions.
         losses["G_GAN"] = losses["G_GAN_A2B"] + losses["G_GAN_B2A"]
         losses["G_cycle"] = losses["G_cycle_A"] + losses["G_cycle_B"]
-        losses["G_identity"] = losses.get("G_identity_A", 0.0) + losses.get("G_identity_B", 0.0)
+        losses["G_identity"] = losses["G_identity_A"] + losses["G_identity_B"]
         losses["G"] = loss_G
         losses["D"] = losses["D_A"] + losses["D_B"]
         return {k: torch.as_tensor(v).detach() for k, v in losses.items()}
@@ -824,8 +826,10 @@ class CycleGANRun:
         from .plots import make_grid, save_image
 
         out = {}
-        if len(self.trainer.history):
-            fig = self.trainer.history.plot(groups=LOSS_GROUPS)
+        history = self.trainer.history
+        if len(history):
+            have = set(history.terms)
+            fig = history.plot(groups={k: [t for t in v if t in have] for k, v in LOSS_GROUPS.items()})
             fig.savefig(self.run_dir / "losses.png", dpi=90)
             out["losses"] = self.run_dir / "losses.png"
             import matplotlib.pyplot as plt

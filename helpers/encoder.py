@@ -1,0 +1,551 @@
+r"""Inverting the conditional DCGAN to age a real face (notebook 05, seed 004's second step).
+
+**The idea** (Perarnau, Raducanu and Álvarez, 2016, "Invertible Conditional GANs for image
+editing", IcGAN). A conditional generator :math:`G(z, y)` draws a face from noise :math:`z` and
+an age label :math:`y`. To age a *real* face :math:`x` of group :math:`s`, find the noise that
+draws it, :math:`z^* \approx G^{-1}(x, s)`, and draw :math:`G(z^*, t)` with the target group
+:math:`t`. A GAN has no inverse, so an **encoder** :math:`E` learns one.
+
+**The seed's encoder** is trained on faces the generator itself makes from known noise, so the
+right answer is known for every training image:
+
+.. math::
+
+    \mathcal L_\text{latent} = \lVert E(G(z, y)) - z \rVert_2^2, \qquad z \sim \mathcal N(0, I),\; y \sim U\{0..K-1\}.
+
+Its last layer has no activation (the noise is unbounded; a tanh would squash it). It never
+sees a real face, and the noise-space loss weighs every coordinate of :math:`z` alike, whether
+it changes the picture much or not: the seed reports a loss of about 0.6 and blurry
+reconstructions :math:`G(E(x), s)`.
+
+**Closing the gap**, in two steps that the notebook measures one at a time:
+
+(a) *real faces with an image-space loss*: the encoder also learns on real training faces,
+    through the frozen generator,
+
+    .. math::
+
+        \mathcal L = \lambda_\text{latent} \mathcal L_\text{latent}
+                   + \lambda_\text{pixel} \lVert G(E(x), s) - x \rVert_1,
+
+    so what it minimises is the error we care about, on the faces we care about;
+
+(b) *latent refinement*: for each face, start from the encoder's guess and descend the
+    reconstruction error in :math:`z` itself (the generator's weights stay fixed),
+
+    .. math::
+
+        z^* = \arg\min_z \lVert G(z, s) - x \rVert_1 + \lambda_\text{prior} \lVert z \rVert_2^2 / n_z,
+        \qquad z_0 = E(x).
+
+    Optimisation-based inversion goes back to Zhu et al. (2016, "Generative Visual Manipulation
+    on the Natural Image Manifold"), whose hybrid method starts the optimisation from an
+    encoder's guess exactly like this, and is the way Image2StyleGAN (Abdal, Qin and Wonka, 2019)
+    embeds photos in StyleGAN. The small prior term keeps :math:`z^*` where the generator was
+    trained, so that changing the label still means something.
+
+The generator used here is a frozen copy with re-estimated batch-norm statistics
+(:func:`helpers.cdcgan.frozen_generator`), so each face is a fixed function of its own
+:math:`(z, y)`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .dcgan import Generator, _n_layers
+from .training import Checkpointer, Precision, Trainable
+
+__all__ = ["Encoder", "InversionEncoder", "InversionRun", "EncoderRun", "setup_inversion", "encode", "decode",
+           "refine_latents", "reconstruction_error", "sharpness", "load_ager", "run_cli"]
+
+
+# --------------------------------------------------------------------------- the network
+
+
+class Encoder(nn.Module):
+    """Faces ``(B, 3, S, S)`` in [-1, 1] -> noise vectors ``(B, nz)``, with no activation at the end.
+
+    Seed 004's design: 5x5 convolutions with stride 2 (each halves the size, down to 4x4), batch
+    norm and ReLU, then one linear layer to the noise. Channels double at every step from ``nef``.
+    """
+
+    def __init__(self, nz: int = 100, nef: int = 32, image_size: int = 64, kernel_size: int = 5):
+        super().__init__()
+        self.nz, self.image_size = nz, image_size
+        layers, c_in, c = [], 3, nef
+        for _ in range(_n_layers(image_size)):
+            layers += [nn.Conv2d(c_in, c, kernel_size, 2, kernel_size // 2, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+            c_in, c = c, c * 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.to_z = nn.Linear(c_in * 16, nz)  # 4x4 maps -> z; no activation: z is unbounded
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_z(self.features(x))
+
+
+# --------------------------------------------------------------------------- the training step
+
+
+class InversionEncoder(Trainable):
+    """An :class:`Encoder`, its optimiser and its training step against a frozen conditional generator.
+
+    ``mode="seed"``: the seed's method, the noise-space loss on generated faces only.
+    ``mode="real"``: improvement (a), plus the image-space L1 loss on the real faces of each batch.
+    Batches are ``(real faces, their age groups)``. Logged: ``latent`` (noise-space MSE on
+    generated faces), ``pixel_fake`` (the image L1 between those faces and the generator's
+    redrawing of them from the encoder's guess: measured, never trained on), ``pixel_real``
+    (mode "real": the image loss on real faces) and ``loss``.
+    """
+
+    name = "encoder"
+
+    def __init__(self, G: Generator, mode: str = "seed", nef: int = 32, kernel_size: int = 5, lr: float = 1e-3,
+                 lambda_latent: float = 1.0, lambda_pixel: float = 1.0, device="cpu",
+                 precision: Precision | None = None, generator_info: dict | None = None, seed: int = 0):
+        if mode not in ("seed", "real"):
+            raise ValueError(f"mode must be 'seed' (generated faces only) or 'real' (real faces too), not {mode!r}")
+        self.device = torch.device(device)
+        self.precision = precision or Precision(self.device)
+        self.G = self.precision.prepare(G.to(self.device))
+        self.mode, self.nz, self.n_groups = mode, G.nz, G.n_classes
+        self.lambda_latent, self.lambda_pixel = lambda_latent, lambda_pixel
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            E = Encoder(G.nz, nef, G.image_size, kernel_size)
+        self.E = self.precision.prepare(E.to(self.device))
+        self.opt = torch.optim.Adam(self.E.parameters(), lr=lr, betas=(0.9, 0.999))
+        self.networks, self.optimizers, self.schedulers = {"E": self.E}, {"E": self.opt}, {}
+        self.config = dict(mode=mode, nz=G.nz, n_groups=G.n_classes, image_size=G.image_size, nef=nef,
+                           kernel_size=kernel_size, lr=lr, lambda_latent=lambda_latent,
+                           lambda_pixel=lambda_pixel if mode == "real" else 0.0, generator=generator_info or {})
+
+    def train_step(self, batch) -> dict:
+        real, labels = batch
+        amp, B = self.precision, real.shape[0]
+        z = torch.randn(B, self.nz, device=self.device)
+        y = torch.randint(0, self.n_groups, (B,), device=self.device)
+        with torch.no_grad(), amp.autocast():
+            fake = self.G(z, y)  # faces whose noise we know
+        self.E.train()
+        with amp.autocast():
+            z_hat = self.E(fake)
+            latent = F.mse_loss(z_hat.float(), z)
+            loss = self.lambda_latent * latent
+            out = {"latent": latent.detach()}
+            if self.mode == "real":
+                rec = self.G(self.E(real), labels)  # gradients flow through the frozen generator into E
+                pixel_real = F.l1_loss(rec.float(), real.float())
+                loss = loss + self.lambda_pixel * pixel_real
+                out["pixel_real"] = pixel_real.detach()
+        self.opt.zero_grad(set_to_none=True)
+        amp.backward(loss)
+        amp.step(self.opt)
+        with torch.no_grad(), amp.autocast():
+            out["pixel_fake"] = F.l1_loss(self.G(z_hat.detach(), y).float(), fake.float())
+        out["loss"] = loss.detach()
+        return out
+
+
+# --------------------------------------------------------------------------- encode, decode, refine
+
+
+@torch.no_grad()
+def encode(E: Encoder, images, batch_size: int = 256) -> torch.Tensor:
+    """Noise vectors for faces (uint8 or [-1, 1]), in eval mode, as float32 on the CPU."""
+    device = next(E.parameters()).device
+    was = E.training
+    E.eval()
+    out = [E(_as_float(x).to(device)).float().cpu() for x in torch.as_tensor(images).split(batch_size)]
+    E.train(was)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode(G: Generator, z: torch.Tensor, labels, batch_size: int = 256) -> torch.Tensor:
+    """``G(z, labels)`` with a frozen (eval-mode) generator, in batches, as float32 on the CPU."""
+    device = next(G.parameters()).device
+    labels = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).long()
+    if labels.dim() == 0:
+        labels = labels.expand(len(z))
+    return torch.cat([G(zz.to(device), yy.to(device)).float().cpu()
+                      for zz, yy in zip(z.split(batch_size), labels.split(batch_size))])
+
+
+def refine_latents(G: Generator, images, labels, z0: torch.Tensor, steps: int = 200, lr: float = 0.05,
+                   lambda_prior: float = 1e-3) -> tuple[torch.Tensor, list[float]]:
+    """Improvement (b): gradient descent on each face's noise vector, starting from ``z0``.
+
+    Minimises ``|G(z, y) - x|_1 + lambda_prior * |z|^2 / nz`` per face with Adam; the generator
+    must be frozen and in eval mode (:func:`helpers.cdcgan.frozen_generator`), so faces do not
+    interact and the result does not depend on the batch. Returns the refined ``z`` (CPU) and the
+    mean reconstruction L1 before the first step and after each step.
+    """
+    device = next(G.parameters()).device
+    x = _as_float(torch.as_tensor(images)).to(device)
+    y = torch.as_tensor(np.asarray(labels)).long().to(device)
+    z = z0.detach().clone().float().to(device).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    history = []
+    for _ in range(steps):
+        err = (G(z, y) - x).abs().flatten(1).mean(1)
+        history.append(err.mean().item())
+        loss = (err + lambda_prior * z.pow(2).mean(1)).sum()  # a sum: every face gets its own full gradient
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        history.append((G(z, y) - x).abs().mean().item())
+    return z.detach().cpu(), history
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div(127.5).sub(1.0) if x.dtype == torch.uint8 else x.float()
+
+
+def reconstruction_error(x, x_hat) -> float:
+    """Mean absolute pixel error between faces and their reconstructions, on the [-1, 1] scale (0 = identical)."""
+    return (_as_float(torch.as_tensor(x)) - _as_float(torch.as_tensor(x_hat))).abs().mean().item()
+
+
+def sharpness(images) -> float:
+    """Mean absolute Laplacian of the grey-level images: how much fine detail (edges, texture) they hold.
+
+    A blurry reconstruction scores lower than the face it reconstructs; compare the two as a ratio.
+    Generator artifacts (speckle, checkerboard) count as detail too and push the ratio up: on a
+    small DCGAN's faces, trust the reconstruction error more.
+    """
+    x = _as_float(torch.as_tensor(images)).mean(1, keepdim=True)
+    k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]
+    return F.conv2d(x, k).abs().mean().item()
+
+
+# --------------------------------------------------------------------------- runs
+
+
+class EncoderRun:
+    """One encoder's model, trainer and run folder; ``train()`` trains (or resumes) to the settings' steps."""
+
+    def __init__(self, **parts):
+        self.__dict__.update(parts)
+
+    def train(self, steps: int | None = None):
+        return self.trainer.fit(steps=steps or self.settings.steps)
+
+    @property
+    def E(self) -> Encoder:
+        return self.model.E
+
+
+class InversionRun:
+    """Everything :func:`setup_inversion` builds: the trained cGAN, its frozen generator, both encoders, the test faces."""
+
+    def __init__(self, **parts):
+        self.__dict__.update(parts)
+
+    # ----- the three inversions of the notebook
+
+    def invert(self, idx=None, method: str = "refined", steps: int | None = None):
+        """Noise vectors of test faces ``idx`` (default: the evaluation faces) by ``method``.
+
+        ``"seed"``: the seed's encoder; ``"real"``: the encoder trained on real faces too;
+        ``"refined"``: ``"real"`` followed by latent refinement. Returns ``(z, history)``
+        (history: refinement errors, empty for the encoders alone).
+        """
+        idx = self.eval_idx if idx is None else idx
+        x, y = self.test_images[idx], self.test_labels[idx]
+        if method == "seed":
+            return encode(self.seed.E, x), []
+        z = encode(self.real.E, x)
+        if method == "real":
+            return z, []
+        if method != "refined":
+            raise ValueError(f"method must be 'seed', 'real' or 'refined', not {method!r}")
+        s = self.settings
+        return refine_latents(self.G, x, y, z, steps if steps is not None else s.refine_steps, s.refine_lr,
+                              s.lambda_prior)
+
+    METHODS = {"seed": "seed: encoder on generated faces", "real": "(a) + real faces, image loss",
+               "refined": "(a) + (b) latent refinement"}
+
+    def measure(self, method: str) -> dict:
+        """Reconstruction error, sharpness and edit agreement of one method on the evaluation faces.
+
+        - ``L1``: mean absolute pixel error of :math:`G(z, s)` against the real face, on the
+          [-1, 1] scale (lower is better);
+        - ``sharpness``: Laplacian detail of the reconstructions as a fraction of the real faces'
+          (1 = as sharp; the seed's blur shows as a small number);
+        - ``edit agreement``: the faces drawn with another label, read by notebook 04's age
+          classifier: how often it reads the target group (does the edit still obey the label?).
+        """
+        from .age_classifier import predict_groups
+
+        x, y = self.test_images[self.eval_idx], np.asarray(self.test_labels)[self.eval_idx]
+        K = self.G.n_classes
+        target = (y + 1 + np.arange(len(y)) % max(1, K - 1)) % K
+        t0 = time.time()
+        z, hist = self.invert(method=method)
+        if hist:
+            self.refine_history = hist
+        rec, edit = decode(self.G, z, y), decode(self.G, z, target)
+        seconds = time.time() - t0
+        return {"method": self.METHODS[method], "L1": reconstruction_error(x, rec),
+                "sharpness": sharpness(rec) / sharpness(x),
+                "edit agreement": float((predict_groups(self.cgan.classifier(), edit) == target).mean()),
+                "seconds": seconds}
+
+    def evaluate(self, verbose: bool = True) -> pd.DataFrame:
+        """:meth:`measure` for the three methods, as one table (one row per method)."""
+        table = pd.DataFrame([self.measure(m) for m in self.METHODS]).set_index("method")
+        if verbose:
+            print(table.round(3).to_string())
+        return table
+
+    def reconstruction_rows(self, idx=None) -> tuple[list[torch.Tensor], list[str]]:
+        """The real faces and their reconstructions by each method (rows for :func:`helpers.cdcgan.show_image_rows`)."""
+        idx = self.show_idx if idx is None else idx
+        y = np.asarray(self.test_labels)[idx]
+        rows, names = [_as_float(self.test_images[idx])], ["real"]
+        for method, name in [("seed", "seed encoder"), ("real", "(a) real faces"), ("refined", "(a)+(b) refined")]:
+            z, _ = self.invert(idx, method)
+            rows.append(decode(self.G, z, y))
+            names.append(name)
+        return rows, names
+
+    def edit_rows(self, idx=None, method: str = "refined") -> tuple[list[torch.Tensor], list[str], list[str]]:
+        """Real faces, their reconstruction, and the same noise with every label: rows, row names, column titles."""
+        idx = self.show_idx if idx is None else idx
+        y = np.asarray(self.test_labels)[idx]
+        z, _ = self.invert(idx, method)
+        rows = [_as_float(self.test_images[idx]), decode(self.G, z, y)]
+        names = ["real", "reconstructed"]
+        for k, g in enumerate(self.group_names):
+            rows.append(decode(self.G, z, k))
+            names.append(f"as {g}")
+        cols = [f"{self.group_names[s]}" for s in y]
+        return rows, names, cols
+
+
+def _show_indices(labels, n: int) -> list[int]:
+    """``n`` indices that take the groups in turn (so both edit directions appear)."""
+    labels = np.asarray(labels)
+    pools = [list(np.flatnonzero(labels == k)) for k in range(int(labels.max()) + 1)]
+    out = []
+    while len(out) < min(n, len(labels)):
+        for p in pools:
+            if p and len(out) < n:
+                out.append(int(p.pop(0)))
+    return out
+
+
+def _save_generator(G: Generator, path: Path, info: dict) -> None:
+    """The frozen generator beside the encoder, so the encoder's run folder is all that aging a photo needs."""
+    state = {"config": {"nz": G.nz, "ngf": info["ngf"], "n_classes": G.n_classes, "image_size": G.image_size},
+             "groups": list(info["groups"]), "step": int(info["step"]),
+             "state": {k: v.detach().cpu() for k, v in G.state_dict().items()}}
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_frozen_generator(path, device="cpu") -> Generator:
+    """The generator saved by the encoder run (``generator.pt``), in eval mode with ``groups`` attached."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    c = state["config"]
+    G = Generator(c["nz"], c["ngf"], c["n_classes"], c["image_size"])
+    G.load_state_dict(state["state"])
+    G.groups, G.step = list(state["groups"]), int(state["step"])
+    for p in G.parameters():
+        p.requires_grad_(False)
+    return G.to(device).eval()
+
+
+def setup_inversion(settings=None, data: str = "toy", data_path=None, device=None, run_dir=None,
+                    cgan_run_dir=None, max_images: int | None = None, resume: bool = True, progress: bool = True,
+                    verbose: bool = True) -> InversionRun:
+    """The trained conditional DCGAN, its frozen generator, and both encoders with their trainers.
+
+    The conditional DCGAN is notebook 04's run (``settings.cgan``: the "wide" or the "seed"
+    groups of :data:`helpers.config.CDCGAN`), loaded through :func:`helpers.cdcgan.setup_cdcgan`;
+    if it has not finished training, it is trained here first, with the same code and run folder,
+    so this works without notebook 04. The seed's encoder goes to ``run_dir + "-seed"``, the
+    improved one to ``run_dir`` (default ``RUNS_DIR / settings.run_name``), which also receives
+    ``generator.pt``, the frozen generator the encoder inverts.
+    """
+    from . import config
+    from .cache import BatchLoader
+    from .cdcgan import frozen_generator, setup_cdcgan
+    from .training import Trainer, pick_device
+
+    s = settings or config.ENCODER
+    c = config.CDCGAN
+    if s.cgan not in ("wide", "seed"):
+        raise ValueError(f"settings.cgan must be 'wide' or 'seed', not {s.cgan!r}")
+    groups = c.wide_groups if s.cgan == "wide" else c.groups
+    device = pick_device(device)
+    cgan = setup_cdcgan(c, groups, data=data, data_path=data_path, device=device, run_dir=cgan_run_dir,
+                        max_images=max_images, progress=progress, verbose=verbose)
+    if cgan.trainer.step < c.steps:
+        if verbose:
+            print(f"the conditional DCGAN in {cgan.run_dir} has {cgan.trainer.step} of {c.steps} steps: "
+                  "training it now (notebook 04's run; it resumes from its last checkpoint)")
+        cgan.train()
+    elif verbose:
+        print(f"conditional DCGAN ({', '.join(cgan.group_names)}) loaded from {cgan.run_dir}, "
+              f"{cgan.trainer.step} steps")
+    G = frozen_generator(cgan.gan.G, s.calibration_batches, seed=s.seed)
+    info = {"run": cgan.run_dir.name, "step": int(cgan.trainer.step), "groups": list(cgan.group_names),
+            "ngf": cgan.gan.config["ngf"]}
+    precision = cgan.gan.precision
+    run_dir = Path(run_dir) if run_dir is not None else config.RUNS_DIR / s.run_name
+    runs = {}
+    for mode, folder in [("seed", run_dir.with_name(run_dir.name + "-seed")), ("real", run_dir)]:
+        model = InversionEncoder(G, mode, s.nef, s.kernel_size, s.lr, s.lambda_latent, s.lambda_pixel, device=device,
+                                 precision=precision, generator_info=info, seed=s.seed)
+        loader = BatchLoader(cgan.cache, s.batch_size, labels=cgan.labels, device=device, flip=True, seed=s.seed,
+                             memory_format=precision.memory_format)
+        trainer = Trainer(model, loader, folder, config={"data": cgan.data, "batch_size": loader.batch_size},
+                          checkpoint_every=s.checkpoint_every, resume=resume, progress=progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        _save_generator(G, folder / "generator.pt", info)
+        runs[mode] = EncoderRun(settings=s, model=model, loader=loader, trainer=trainer, run_dir=folder)
+    n_eval = min(s.n_eval, len(cgan.test_labels))
+    eval_idx = np.sort(np.random.default_rng(s.seed).choice(len(cgan.test_labels), n_eval, replace=False))
+    return InversionRun(settings=s, cgan=cgan, G=G, device=device, seed=runs["seed"], real=runs["real"],
+                        test_images=cgan.test_images, test_labels=np.asarray(cgan.test_labels),
+                        group_names=cgan.group_names, eval_idx=eval_idx,
+                        show_idx=_show_indices(cgan.test_labels, s.n_show), run_dir=run_dir)
+
+
+# --------------------------------------------------------------------------- aging a photo (notebook 08)
+
+
+def load_ager(run_dir, device="cpu"):
+    """An :class:`helpers.age_photo.Ager` from an encoder run folder (its ``generator.pt`` and newest checkpoint).
+
+    A photo has no age label, so the face's own group is the one under which the generator
+    reconstructs the encoder's guess best; the noise is then refined under that label and drawn
+    with every label.
+    """
+    from .age_photo import Ager
+
+    run_dir = Path(run_dir)
+    state, path = Checkpointer(run_dir).load(map_location="cpu")
+    if state is None or not (run_dir / "generator.pt").is_file():
+        raise FileNotFoundError(run_dir)
+    if state.get("model") != InversionEncoder.name:
+        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not the encoder")
+    c = state["config"]
+    G = load_frozen_generator(run_dir / "generator.pt", device)
+    E = Encoder(c["nz"], c["nef"], c["image_size"], c["kernel_size"])
+    E.load_state_dict(state["networks"]["E"])
+    E = E.to(device).eval()
+
+    class EncoderAger(Ager):
+        name = "cdcgan"
+        title = "encoder + conditional DCGAN"
+
+        def __init__(self):
+            super().__init__(run_dir, G.image_size, int(state.get("step", 0)), path.name)
+            self.G, self.E, self.labels = G, E, list(G.groups)
+
+        def _targets(self, x):
+            from . import config
+
+            s = config.ENCODER
+            x = _as_float(x)
+            z0 = encode(self.E, x)
+            errors = [reconstruction_error(x, decode(self.G, z0, k)) for k in range(G.n_classes)]
+            src = int(np.argmin(errors))
+            z, _ = refine_latents(self.G, x, [src], z0, s.refine_steps, s.refine_lr, s.lambda_prior)
+            return torch.cat([decode(self.G, z, k) for k in range(G.n_classes)])
+
+    return EncoderAger()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def run_cli(args) -> pd.DataFrame:
+    """``python -m helpers.train encoder``: both encoders, trained (or resumed), measured and drawn.
+
+    Trains the conditional DCGAN first if its run has not finished. Writes ``reconstructions.png``,
+    ``edits.png``, ``refinement.png``, ``losses.png`` and ``metrics.csv`` to the run folder;
+    ``--save-grid PATH`` copies the edit grid there and the reconstruction grid beside it.
+    """
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import config
+    from .cdcgan import show_image_rows
+    from .plots import plot_losses
+
+    s = config.ENCODER
+    if args.steps is not None:
+        s = replace(s, steps=args.steps)
+    if args.batch_size is not None:
+        s = replace(s, batch_size=args.batch_size)
+    run_dir = Path(args.run_dir) if args.run_dir else config.RUNS_DIR / s.run_name
+    if args.fresh:
+        for d in (run_dir, run_dir.with_name(run_dir.name + "-seed")):
+            if d.exists():
+                shutil.rmtree(d)
+    print(config.summary())
+    t0 = time.time()
+    inv = setup_inversion(s, data=args.data, data_path=args.data_path, device=args.device, run_dir=run_dir,
+                          max_images=args.max_images)
+    print(f"ready in {time.time() - t0:.0f}s; {len(inv.cgan.cache):,} real training faces, "
+          f"{len(inv.eval_idx)} test faces measured, on {inv.device}")
+    times = {}
+    for mode in ("seed", "real"):
+        t = time.time()
+        history = getattr(inv, mode).train()
+        times[f"train_{mode}_seconds"] = round(time.time() - t, 1)
+        last = history.last()
+        print(f"encoder '{mode}': step {getattr(inv, mode).trainer.step}, "
+              + ", ".join(f"{k}={v:.3f}" for k, v in last.items()) + f" ({times[f'train_{mode}_seconds']:.0f}s)")
+        if len(history):
+            plot_losses(history, groups={"losses": [k for k in ("latent", "pixel_fake", "pixel_real") if k in last]}
+                        ).savefig(getattr(inv, mode).run_dir / "losses.png", dpi=100)
+            plt.close("all")
+    t = time.time()
+    table = inv.evaluate()
+    times["evaluate_seconds"] = round(time.time() - t, 1)
+    table.to_csv(run_dir / "metrics.csv")
+    (run_dir / "timings.json").write_text(json.dumps(times, indent=2))
+    rows, names = inv.reconstruction_rows()
+    show_image_rows(rows, names, title="real test faces and their reconstructions").savefig(
+        run_dir / "reconstructions.png", dpi=110)
+    rows, names, cols = inv.edit_rows()
+    show_image_rows(rows, names, cols, title="age edits of real test faces (encoder (a) + refinement (b))").savefig(
+        run_dir / "edits.png", dpi=110)
+    if getattr(inv, "refine_history", None):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(inv.refine_history)
+        ax.set(xlabel="refinement step", ylabel="mean L1 reconstruction error", title="latent refinement")
+        fig.tight_layout()
+        fig.savefig(run_dir / "refinement.png", dpi=100)
+    plt.close("all")
+    if args.save_grid:
+        dest = Path(args.save_grid)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / "edits.png", dest)
+        stem = dest.stem.replace("edits", "reconstructions") if "edits" in dest.stem else dest.stem + "_reconstructions"
+        shutil.copyfile(run_dir / "reconstructions.png", dest.with_name(stem + dest.suffix))
+    print(f"total {time.time() - t0:.0f}s; " + ", ".join(f"{k}={v}" for k, v in times.items())
+          + f". Figures in {run_dir}")
+    return table
