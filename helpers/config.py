@@ -157,7 +157,7 @@ CYCLEGAN = pick(
 # the identity loss, which a residual generator hardly needs and which costs a third of its passes.
 CYCLEGAN_CPU = pick(
     CycleGANSettings(
-        image_size=64, load_size=72, batch_size=1, n_epochs_constant=1, n_epochs_decay=1, ngf=16, ndf=32, n_blocks=6,
+        image_size=64, load_size=72, batch_size=1, n_epochs_constant=2, n_epochs_decay=2, ngf=16, ndf=32, n_blocks=6,
         residual=True, lambda_identity=0.0, sample_every=300, checkpoint_every=500, run_name="cyclegan-cpu",
     ),
     _CYCLEGAN_SMOKE,

@@ -62,7 +62,9 @@ residual blocks (9 for 256 px, 6 for 128 px in the paper), two upsamplings and a
 convolution with tanh. :class:`PatchDiscriminator` is the 70x70 PatchGAN of pix2pix: it scores
 every overlapping 70x70 patch as real or fake, so it judges texture (skin, wrinkles, hair)
 rather than the whole face, with far fewer parameters than a whole-image discriminator.
-:class:`Seed003Generator` is the smaller variant that seed 003 describes.
+:class:`Seed003Generator` is the smaller variant that seed 003 describes. Either generator can
+be made *residual* (``residual=True``, not in the paper): it adds its input to its output and so
+learns only the change to a face (Shen and Liu, 2017), which the short CPU setting relies on.
 
 **Names of the logged terms** (returned by :meth:`CycleGAN.train_step`). The totals match the
 five curves seed 002 plots (``loss_G``, ``loss_G_GAN``, ``loss_G_cycle``, ``loss_G_identity``,
