@@ -28,7 +28,9 @@ Seed 001 trains a second, *restoring* generator for the way back; here one share
 used twice by default (``generators=1``), and ``generators=2`` gives the seed's pair.
 
 **The discriminator** :math:`D` has one trunk of strided convolutions and two heads: a patch
-of real/fake scores :math:`D_{adv}(x)` and :math:`K` age-group logits :math:`D_{age}(x)`. The
+of real/fake scores :math:`D_{adv}(x)` (with ``per_group_D``, one patch map per age group, of
+which a face is judged by its group's: StarGAN v2's multi-task discriminator) and :math:`K`
+age-group logits :math:`D_{age}(x)`. The
 second head is the auxiliary classifier of AC-GAN (Odena, Olah and Shlens, 2017, "Conditional
 Image Synthesis with Auxiliary Classifier GANs"). The alternative, a projection
 discriminator (Miyato and Koyama, 2018, "cGANs with Projection Discriminator"), folds the label
@@ -207,14 +209,25 @@ class _ModulatedResBlock(nn.Module):
 
 
 class _ModulatedUp(nn.Module):
-    """A 3x3 stride-2 transposed convolution (2x the size, as in notebook 03's generator), AdaIN, ReLU.
+    """Twice the size, then AdaIN and ReLU. Two ways to double the size:
 
-    It costs a quarter of "upsample, then convolve" at the larger size: that matters on a CPU.
+    - ``"transposed"``: a 3x3 stride-2 transposed convolution, as in notebook 03's generator. It
+      costs a quarter of the other way, but its kernel overlaps unevenly on the output grid and
+      leaves a faint checkerboard (Odena, Dumoulin and Olah, 2016, "Deconvolution and
+      Checkerboard Artifacts");
+    - ``"nearest"``: nearest-neighbour upsampling, then a 3x3 convolution at the larger size.
+      Every output pixel sees the same number of weights, so there is no checkerboard.
     """
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, upsample: str = "transposed"):
         super().__init__()
-        self.conv = nn.ConvTranspose2d(c_in, c_out, 3, 2, padding=1, output_padding=1, bias=False)
+        if upsample == "transposed":
+            self.conv = nn.ConvTranspose2d(c_in, c_out, 3, 2, padding=1, output_padding=1, bias=False)
+        elif upsample == "nearest":
+            self.conv = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                      nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False, padding_mode="reflect"))
+        else:
+            raise ValueError(f"upsample must be 'transposed' or 'nearest', not {upsample!r}")
         self.norm = AdaIN(c_out)
 
     def forward(self, h, mod):
@@ -228,11 +241,11 @@ class Decoder(nn.Module):
     upsampling): the modulator makes one ``(gamma, beta)`` pair for each.
     """
 
-    def __init__(self, ngf: int = 32, n_blocks: int = 2):
+    def __init__(self, ngf: int = 32, n_blocks: int = 2, upsample: str = "transposed"):
         super().__init__()
         c = 4 * ngf
         self.blocks = nn.ModuleList(_ModulatedResBlock(c) for _ in range(n_blocks))
-        self.ups = nn.ModuleList([_ModulatedUp(c, 2 * ngf), _ModulatedUp(2 * ngf, ngf)])
+        self.ups = nn.ModuleList([_ModulatedUp(c, 2 * ngf, upsample), _ModulatedUp(2 * ngf, ngf, upsample)])
         self.to_rgb = nn.Sequential(nn.Conv2d(ngf, 3, 7, 1, 3, padding_mode="reflect"), nn.Tanh())
         self.layer_channels = [c] * (2 * n_blocks) + [2 * ngf, ngf]
 
@@ -253,33 +266,52 @@ class AgeGenerator(nn.Module):
     """``G(x, t) = Decoder(E(x), M(E(x), t))``: faces ``(B, 3, S, S)`` in [-1, 1] and target groups -> faces of that age.
 
     ``S`` must be a multiple of 4. ``target`` takes anything :func:`as_condition` accepts.
+    ``upsample`` picks the decoder's upsampling (:class:`_ModulatedUp`). ``residual=True`` makes
+    the decoder draw only the *change* to the face, ``clamp(x + 2 tanh(...))`` (Shen and Liu,
+    2017, as in notebook 03's CPU setting): the generator starts as the identity, keeps every
+    detail it has no reason to touch, and spends its capacity on the age.
     """
 
-    def __init__(self, n_groups: int, ngf: int = 32, n_enc_blocks: int = 2, n_dec_blocks: int = 2, style_dim: int = 128):
+    def __init__(self, n_groups: int, ngf: int = 32, n_enc_blocks: int = 2, n_dec_blocks: int = 2, style_dim: int = 128,
+                 upsample: str = "transposed", residual: bool = False):
         super().__init__()
-        self.n_groups = n_groups
+        self.n_groups, self.residual = n_groups, residual
         self.encoder = Encoder(ngf, n_enc_blocks)
-        self.decoder = Decoder(ngf, n_dec_blocks)
+        self.decoder = Decoder(ngf, n_dec_blocks, upsample)
         self.modulator = AgeModulator(n_groups, self.encoder.out_channels, self.decoder.layer_channels, style_dim)
 
     def forward(self, x: torch.Tensor, target) -> torch.Tensor:
         code = self.encoder(x)
         cond = as_condition(target, self.n_groups, x.shape[0], device=x.device)
         mods = [(g.to(code.dtype), b.to(code.dtype)) for g, b in self.modulator(code, cond)]
-        return self.decoder(code, mods)
+        y = self.decoder(code, mods)
+        return (x + 2 * y).clamp(-1, 1) if self.residual else y
+
+    def start_as_identity(self) -> "AgeGenerator":
+        """For a residual generator: zero the last convolution, so that ``G(x, t) = x`` before training."""
+        if self.residual:
+            nn.init.zeros_(self.decoder.to_rgb[0].weight)
+            nn.init.zeros_(self.decoder.to_rgb[0].bias)
+        return self
 
 
 class AgeDiscriminator(nn.Module):
-    """Faces ``(B, 3, S, S)`` -> ``(patch scores (B, 1, S/2^n, S/2^n), age-group logits (B, K))``.
+    """Faces ``(B, 3, S, S)`` -> ``(patch scores (B, A, S/2^n, S/2^n), age-group logits (B, K))``.
 
     ``n_layers`` stride-2 4x4 convolutions with LeakyReLU(0.2) and no normalisation (a norm
     would mix the faces of a batch or wash out the per-face statistics that tell ages apart;
     StarGAN's discriminator has none either), ``ndf`` channels doubling up to ``8 ndf``. A 3x3
     convolution reads real/fake scores off the last map; the average of that map over space,
     through a linear layer, gives the age-group logits (the AC-GAN head).
+
+    ``per_group=True`` gives the real/fake head one map per age group (``A = K``), the
+    multi-task discriminator of StarGAN v2 (Choi et al., 2020): a face is judged by the map of
+    the group it claims to be in (a real face by its own group's, a fake by its target's), so a
+    fake "75+" face must look like a real 75+ face, not merely like some real face. ``False``
+    gives one shared map (``A = 1``). :meth:`realness` picks the map.
     """
 
-    def __init__(self, n_groups: int, ndf: int = 32, n_layers: int = 4):
+    def __init__(self, n_groups: int, ndf: int = 32, n_layers: int = 4, per_group: bool = False):
         super().__init__()
         layers, c_in = [], 3
         for n in range(n_layers):
@@ -287,12 +319,19 @@ class AgeDiscriminator(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
             c_in = c_out
         self.trunk = nn.Sequential(*layers)
-        self.adv_head = nn.Conv2d(c_in, 1, 3, 1, 1)
+        self.per_group = per_group
+        self.adv_head = nn.Conv2d(c_in, n_groups if per_group else 1, 3, 1, 1)
         self.age_head = nn.Linear(c_in, n_groups)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(x)
         return self.adv_head(h), self.age_head(h.mean(dim=(2, 3)))
+
+    def realness(self, adv: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """The real/fake patch map ``(B, 1, h, w)`` of each face's group (the only map when not ``per_group``)."""
+        if not self.per_group:
+            return adv
+        return adv.gather(1, groups.long().view(-1, 1, 1, 1).expand(-1, 1, *adv.shape[2:]))
 
 
 # --------------------------------------------------------------------------- losses
@@ -350,7 +389,10 @@ class AgeGAN(Trainable):
         n_enc_blocks: int = 2,
         n_dec_blocks: int = 2,
         style_dim: int = 128,
+        upsample: str = "transposed",
+        residual: bool = False,
         n_layers_D: int = 4,
+        per_group_D: bool = False,
         generators: int = 1,
         lambda_age: float = 1.0,
         lambda_age_D: float = 1.0,
@@ -377,25 +419,26 @@ class AgeGAN(Trainable):
         self.precision = precision or Precision(self.device)
         self.n_groups = n_groups
         self.config = dict(n_groups=n_groups, image_size=image_size, ngf=ngf, ndf=ndf, n_enc_blocks=n_enc_blocks,
-                           n_dec_blocks=n_dec_blocks, style_dim=style_dim, n_layers_D=n_layers_D,
-                           generators=generators, lambda_age=lambda_age, lambda_age_D=lambda_age_D,
+                           n_dec_blocks=n_dec_blocks, style_dim=style_dim, upsample=upsample, residual=residual,
+                           n_layers_D=n_layers_D, per_group_D=per_group_D, generators=generators, lambda_age=lambda_age, lambda_age_D=lambda_age_D,
                            lambda_cycle=lambda_cycle, lambda_identity=lambda_identity, lr=lr, beta1=beta1,
                            beta2=beta2, lr_policy=lr_policy, n_epochs_constant=n_epochs_constant,
                            n_epochs_decay=n_epochs_decay,
                            group_edges=None if group_edges is None else [int(e) for e in group_edges])
         torch.manual_seed(seed)  # the same seed gives the same starting weights
 
-        def build(net):
-            return self.precision.prepare(init_weights(net).to(self.device))
+        def build(net):  # weights already initialised
+            return self.precision.prepare(net.to(self.device))
 
-        gen = dict(n_groups=n_groups, ngf=ngf, n_enc_blocks=n_enc_blocks, n_dec_blocks=n_dec_blocks, style_dim=style_dim)
-        self.G = build(AgeGenerator(**gen))
+        gen = dict(n_groups=n_groups, ngf=ngf, n_enc_blocks=n_enc_blocks, n_dec_blocks=n_dec_blocks, style_dim=style_dim,
+                   upsample=upsample, residual=residual)
+        self.G = build(init_weights(AgeGenerator(**gen)).start_as_identity())
         self.networks = {"G": self.G}
         # The generator that takes the fakes back to their source age: the same one, or a second (seed 001).
         self.G_back = self.G
         if generators == 2:
-            self.G_back = self.networks["G_back"] = build(AgeGenerator(**gen))
-        self.D = self.networks["D"] = build(AgeDiscriminator(n_groups, ndf, n_layers_D))
+            self.G_back = self.networks["G_back"] = build(init_weights(AgeGenerator(**gen)).start_as_identity())
+        self.D = self.networks["D"] = build(init_weights(AgeDiscriminator(n_groups, ndf, n_layers_D, per_group_D)))
 
         g_params = [p for k, net in self.networks.items() if k != "D" for p in net.parameters()]
         self.opt_G = torch.optim.Adam(g_params, lr=lr, betas=(beta1, beta2))
@@ -417,7 +460,7 @@ class AgeGAN(Trainable):
         """Build from a :class:`helpers.config.AgeGANSettings` (``image_size`` overrides the settings')."""
         return cls(n_groups=len(s.group_edges), image_size=image_size or s.image_size, ngf=s.ngf, ndf=s.ndf,
                    n_enc_blocks=s.n_enc_blocks, n_dec_blocks=s.n_dec_blocks, style_dim=s.style_dim,
-                   n_layers_D=s.n_layers_D, generators=s.generators, lambda_age=s.lambda_age,
+                   upsample=s.upsample, residual=s.residual, n_layers_D=s.n_layers_D, per_group_D=s.per_group_D, generators=s.generators, lambda_age=s.lambda_age,
                    lambda_age_D=s.lambda_age_D, lambda_cycle=s.lambda_cycle, lambda_identity=s.lambda_identity,
                    lr=s.lr, beta1=s.beta1, lr_policy=s.lr_policy, n_epochs_constant=s.n_epochs_constant,
                    n_epochs_decay=s.n_epochs_decay, group_edges=s.group_edges, device=device,
@@ -436,6 +479,7 @@ class AgeGAN(Trainable):
             fake = self.G(real, target)
             real_adv, real_age = self.D(real)
             fake_adv, _ = self.D(fake.detach())
+            real_adv, fake_adv = self.D.realness(real_adv, source), self.D.realness(fake_adv, target)
             d_adv = 0.5 * (self.gan_loss(real_adv, True) + self.gan_loss(fake_adv, False))
             d_age = self.age_loss_D(real_age, source)
         self.opt_D.zero_grad(set_to_none=True)
@@ -447,7 +491,7 @@ class AgeGAN(Trainable):
         self.D.requires_grad_(False)  # D only judges here: no gradients for its weights
         with amp.autocast():
             fake_adv, fake_age = self.D(fake)
-            g_adv = self.gan_loss(fake_adv, True)
+            g_adv = self.gan_loss(self.D.realness(fake_adv, target), True)
             g_age = self.age_loss(fake_age, target)
             g_cycle = self.cycle_loss(self.G_back(fake, source), real)
             g_identity = self.identity_loss(self.G(real, source), real) if self.identity_loss.weight > 0 else 0.0 * g_adv
@@ -579,7 +623,8 @@ def load_generator(run_dir, device="cpu", which: str = "G") -> AgeGenerator:
     if state.get("model") != AgeGAN.name:
         raise ValueError(f"{path} belongs to model {state.get('model')!r}, not {AgeGAN.name!r}")
     c = state["config"]
-    G = AgeGenerator(c["n_groups"], c["ngf"], c["n_enc_blocks"], c["n_dec_blocks"], c["style_dim"])
+    G = AgeGenerator(c["n_groups"], c["ngf"], c["n_enc_blocks"], c["n_dec_blocks"], c["style_dim"],
+                     c.get("upsample", "transposed"), c.get("residual", False))
     G.load_state_dict(state["networks"][which])
     G.group_edges = c.get("group_edges")
     G.config = c

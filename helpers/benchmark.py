@@ -103,8 +103,10 @@ def bench_data(args) -> dict:
 def bench_cyclegan(args) -> dict:
     """CycleGAN training throughput (image pairs per second): the course's way against the plain way.
 
-    The course's way: the uint8 faces on the device (BatchLoader), batches of ``--batch``, mixed
-    precision and channels-last on CUDA (and ``torch.compile`` with ``--compile``). The plain way:
+    The course's way: the uint8 faces on the device (BatchLoader), batches of ``--batch`` (by
+    default the device's setting: 8 on a GPU; 1 on a CPU, where larger batches do not pay for
+    this model), mixed precision and channels-last on CUDA (and ``torch.compile`` with
+    ``--compile``). The plain way:
     float32, batch 1, every face decoded from its JPEG with PIL, resized, cropped and flipped
     per sample in a Dataset read through a DataLoader. Both run the same training step.
     """
@@ -119,6 +121,7 @@ def bench_cyclegan(args) -> dict:
 
     device = pick_device(args.device)
     s = cyclegan.default_settings(device)
+    args.batch = args.batch or s.batch_size  # the device's own setting: 8 on a GPU, 1 on a CPU
     size = args.size or s.image_size
     load = max(size, round(size * 1.125))
     arch = dict(generator=args.generator or s.generator, ngf=args.ngf or s.ngf, ndf=args.ndf or s.ndf,
@@ -200,8 +203,7 @@ def bench_cyclegan(args) -> dict:
 
         # The plain way (without the cuDNN autotuning that the course's Precision switches on).
         torch.backends.cudnn.benchmark = False
-        plain_precision = Precision(device, enabled=False)
-        plain_precision.channels_last, plain_precision.memory_format = False, torch.contiguous_format
+        plain_precision = Precision(device, enabled=False, channels_last=False)
         torch.manual_seed(0)
         plain = cyclegan.CycleGAN(size, **arch, device=device, precision=plain_precision)
         loader = torch.utils.data.DataLoader(PlainPairs(paths_a, paths_b), batch_size=1, shuffle=True)
@@ -232,7 +234,8 @@ def main(argv=None):
     d.add_argument("--workers", type=int, default=0)
     c = sub.add_parser("cyclegan", help="CycleGAN training pairs/s: the course's way against the plain way")
     c.add_argument("--size", type=int, default=None, help="image size (default: the device's settings)")
-    c.add_argument("--batch", type=int, default=8, help="batch size of the course's way")
+    c.add_argument("--batch", type=int, default=None,
+                   help="batch size of the course's way (default: the device's settings, 8 on a GPU, 1 on a CPU)")
     c.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     c.add_argument("--steps", type=int, default=20, help="timed steps of the course's way")
     c.add_argument("--plain-steps", type=int, default=0, help="timed steps of the plain way (default: --steps)")

@@ -21,7 +21,7 @@ with two groups, 20-30 and 40-50, on IMDB-WIKI.
 **What this module adds** to :mod:`helpers.dcgan`: the age groups (any number, from
 :mod:`helpers.splits`), the *label grid* (the same noise with every label, seed 004's
 experiment), a measure of whether the label is obeyed (:func:`label_agreement`, with the age
-classifier of :mod:`helpers.age_classifier`), a generator frozen for inversion
+classifier of :mod:`helpers.metrics`), a generator frozen for inversion
 (:func:`frozen_generator`, used by notebook 05's encoder), and the headless command
 ``python -m helpers.train cdcgan`` (``cdcgan-wide`` for the wider age gap).
 """
@@ -147,14 +147,14 @@ class CDCGANRun:
         return self.gan.label_grid(z)
 
     def classifier(self, steps: int | None = None):
-        """An :class:`helpers.age_classifier.AgeClassifier` trained on this run's real training faces (cached)."""
+        """A :class:`helpers.metrics.GroupClassifier` trained on this run's real training faces (cached)."""
         if self._classifier is None:
-            from .age_classifier import train_age_classifier
+            from .metrics import train_group_classifier
 
-            self._classifier = train_age_classifier(self.cache, self.labels, len(self.groups),
-                                                    steps=steps or self.settings.classifier_steps,
-                                                    seed=self.settings.seed, device=self.device,
-                                                    group_names=self.group_names)
+            self._classifier = train_group_classifier(self.cache, self.labels, len(self.groups),
+                                                      steps=steps or self.settings.classifier_steps,
+                                                      seed=self.settings.seed, device=self.device,
+                                                      group_names=self.group_names)
         return self._classifier
 
 
@@ -225,7 +225,7 @@ def label_agreement(gan: ConditionalDCGAN, classifier, n_per_group: int = 256, s
       i.e. the label alone changes the face's apparent age group. Chance: :math:`K!/K^K`
       (1/2 for two groups).
     """
-    from .age_classifier import predict_groups
+    from .metrics import predict_groups
 
     k = gan.n_classes
     asked = np.repeat(np.arange(k), n_per_group)
@@ -243,7 +243,7 @@ def label_agreement(gan: ConditionalDCGAN, classifier, n_per_group: int = 256, s
 
 def evaluate(run: CDCGANRun, n_per_group: int | None = None, verbose: bool = True) -> dict:
     """The classifier's accuracy on real test faces (its ceiling) and the generator's label agreement."""
-    from .age_classifier import accuracy
+    from .metrics import accuracy
 
     clf = run.classifier()
     out = {"classifier_real_test": accuracy(clf, run.test_images, run.test_labels),

@@ -288,7 +288,7 @@ class InversionRun:
         - ``edit agreement``: the faces drawn with another label, read by notebook 04's age
           classifier: how often it reads the target group (does the edit still obey the label?).
         """
-        from .age_classifier import predict_groups
+        from .metrics import predict_groups
 
         x, y = self.test_images[self.eval_idx], np.asarray(self.test_labels)[self.eval_idx]
         K = self.G.n_classes
@@ -430,6 +430,42 @@ def setup_inversion(settings=None, data: str = "toy", data_path=None, device=Non
 # --------------------------------------------------------------------------- aging a photo (notebook 08)
 
 
+def load_inversion(run_dir, device="cpu") -> tuple[Generator, Encoder, dict, Path]:
+    """The frozen generator and the trained encoder of an encoder run folder: ``(G, E, state, checkpoint_path)``.
+
+    ``G`` carries ``groups``; both are in eval mode. A folder of another model is refused by name.
+    """
+    run_dir = Path(run_dir)
+    state, path = Checkpointer(run_dir).load(map_location="cpu")
+    if state is None or not (run_dir / "generator.pt").is_file():
+        raise FileNotFoundError(f"no trained encoder in {run_dir}: train it first (python -m helpers.train encoder)")
+    if state.get("model") != InversionEncoder.name:
+        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not the encoder")
+    c = state["config"]
+    G = load_frozen_generator(run_dir / "generator.pt", device)
+    E = Encoder(c["nz"], c["nef"], c["image_size"], c["kernel_size"])
+    E.load_state_dict(state["networks"]["E"])
+    return G, E.to(device).eval(), state, path
+
+
+def invert_and_edit(G: Generator, E: Encoder, images, source_labels, target_labels, refine_steps: int | None = None):
+    """Real faces moved to ``target_labels`` by the encoder + conditional DCGAN route of this notebook.
+
+    Each face is encoded, its noise refined under its own group ``source_labels`` (improvement
+    (b)), and drawn with the target group. Returns ``(edited, z)``: float images in [-1, 1] on
+    the CPU and the refined noise.
+    """
+    from . import config
+
+    s = config.ENCODER
+    steps = s.refine_steps if refine_steps is None else refine_steps
+    x = _as_float(torch.as_tensor(images))
+    z = encode(E, x)
+    if steps:
+        z, _ = refine_latents(G, x, source_labels, z, steps, s.refine_lr, s.lambda_prior)
+    return decode(G, z, target_labels), z
+
+
 def load_ager(run_dir, device="cpu"):
     """An :class:`helpers.age_photo.Ager` from an encoder run folder (its ``generator.pt`` and newest checkpoint).
 
@@ -440,16 +476,7 @@ def load_ager(run_dir, device="cpu"):
     from .age_photo import Ager
 
     run_dir = Path(run_dir)
-    state, path = Checkpointer(run_dir).load(map_location="cpu")
-    if state is None or not (run_dir / "generator.pt").is_file():
-        raise FileNotFoundError(run_dir)
-    if state.get("model") != InversionEncoder.name:
-        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not the encoder")
-    c = state["config"]
-    G = load_frozen_generator(run_dir / "generator.pt", device)
-    E = Encoder(c["nz"], c["nef"], c["image_size"], c["kernel_size"])
-    E.load_state_dict(state["networks"]["E"])
-    E = E.to(device).eval()
+    G, E, state, path = load_inversion(run_dir, device)
 
     class EncoderAger(Ager):
         name = "cdcgan"

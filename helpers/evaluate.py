@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ from . import config
 from . import metrics as M
 from .splits import check_ranges, group_ranges
 
-MODELS = ("cyclegan", "agegan")
+#: The model families the table covers, named as in ``python -m helpers.train``.
+MODELS = ("cyclegan", "cdcgan", "cdcgan-wide", "encoder", "agegan")
 
 
 # --------------------------------------------------------------------------- finding and loading runs
@@ -60,6 +62,15 @@ def find_run(model: str, runs_dir=None) -> Path | None:
             if Checkpointer(runs_dir / n).latest() is not None:
                 return runs_dir / n
         return None
+    if model in ("cdcgan", "cdcgan-wide"):
+        from .cdcgan import run_name_for
+
+        c = config.CDCGAN
+        d = runs_dir / run_name_for(c, c.wide_groups if model == "cdcgan-wide" else c.groups)
+        return d if Checkpointer(d).latest() is not None else None
+    if model == "encoder":
+        d = runs_dir / config.ENCODER.run_name
+        return d if (d / "generator.pt").is_file() and Checkpointer(d).latest() is not None else None
     raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
 
 
@@ -115,12 +126,15 @@ class Judges:
             self._tests[size] = build_cache(self.test_df, size, verbose=False)
         return self._tests[size]
 
-    def pick(self, n_total: int, seed: int = 0) -> np.ndarray:
-        n = n_total if self.s.n_faces is None else min(self.s.n_faces, n_total)
+    def pick(self, n_total: int, seed: int = 0, n: int | None = None) -> np.ndarray:
+        """Sorted indices of ``n`` (default ``settings.n_faces``; None: all) of ``n_total`` faces, drawn with ``seed``."""
+        n = n if n is not None else self.s.n_faces
+        n = n_total if n is None else min(n, n_total)
         return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
 
-    def ceiling_row(self, images, ages, groups, scheme: str) -> dict:
-        """The age classifier on real test faces, and the FID between two halves of them."""
+    def ceiling_row(self, images, ages, groups, scheme: str, identities=None) -> dict:
+        """The age classifier on real test faces, the FID between two halves of them and, on toy faces,
+        how often the trait classifier reads all three traits of real faces right (the ceiling of "traits kept")."""
         rep = M.classifier_report(self.age, images, ages, groups)
         row = {"model": "real test faces (ceiling)", "translation": scheme, "data": self.source, "status": "ceiling",
                "faces": rep.get("group_faces", rep["faces"]), "age_accuracy": rep.get("age_accuracy"),
@@ -131,15 +145,85 @@ class Judges:
             half_a, half_b = images[torch.as_tensor(perm[: n // 2])], images[torch.as_tensor(perm[n // 2:])]
             row["fid"] = M.frechet_distance(half_a, half_b, self.fid, self.age)
             row["fid_kind"] = self.fid.kind
+        if self.traits is not None and identities is not None:
+            row["traits_kept"] = M.trait_agreement(self.traits, images, identities)["traits_kept"]
         return row
 
 
 # --------------------------------------------------------------------------- one model family each
 
 
-def evaluate_cyclegan(run_dir, judges: Judges, info: dict | None = None, model=None) -> list[dict]:
-    """Rows for CycleGAN: young -> old (G_AB) and old -> young (G_BA), plus the ceiling for its two domains."""
-    from .splits import PRESETS, split_domains
+@dataclass
+class Translations:
+    """One model's outputs on the test faces, with everything needed to score and to show them.
+
+    ``source``: the input faces (for the cDCGAN, which has none, its own outputs); ``fake``: the
+    model's faces; ``target``: the group index (into ``groups``) each was asked for; ``back``: the
+    faces sent back to their own group (cycle), or None; ``truth`` and ``identities``: the toy
+    ground truth and persons, or None; ``reference``: real test faces of the groups (for FID);
+    ``ceiling``: ``(images, ages, identities or None)`` of the real test faces in the groups.
+    """
+
+    name: str  # the model family, as in MODELS
+    model: str  # the row's name
+    translation: str  # what was asked of the model
+    groups: list
+    source: torch.Tensor
+    fake: torch.Tensor
+    target: np.ndarray
+    reference: torch.Tensor
+    ceiling: tuple
+    back: torch.Tensor | None = None
+    truth: torch.Tensor | None = None
+    identities: np.ndarray | None = None
+    has_input: bool = True
+    run: str = ""
+    source_name: str = ""  # the data source the faces come from
+
+    @property
+    def scheme(self) -> str:
+        return " / ".join(map(str, self.groups))
+
+
+def _test_in_groups(judges: Judges, groups, size: int):
+    """The test faces at ``size`` px: ``(images, ages, labels, keep)`` with labels -1 outside every group."""
+    test = judges.test_cache(size)
+    ages = test.table["age"].to_numpy()
+    label = np.full(len(ages), -1)
+    for k, g in enumerate(groups):
+        label[g.contains(ages)] = k
+    return test, ages, label, np.flatnonzero(label >= 0)
+
+
+def _ceiling(test, keep: np.ndarray) -> tuple:
+    """``(images, ages, identities or None)`` of the real test faces ``keep`` (the ceiling row's faces)."""
+    table = test.table.iloc[keep]
+    ids = table["identity"].to_numpy() if "identity" in table.columns else None
+    return test.tensor()[torch.as_tensor(keep)], table["age"].to_numpy(), ids
+
+
+def _group_targets(src: np.ndarray, k: int) -> np.ndarray:
+    """Send face i to another group than its own, taking the other groups in turn (all pairs get covered)."""
+    return (src + 1 + np.arange(len(src)) % max(1, k - 1)) % k
+
+
+def _truth_ages(judges: Judges, groups, target: np.ndarray) -> np.ndarray:
+    """The age the toy ground truth is drawn at for each target group: the median age of its training faces."""
+    ages = judges.train_df["age"].to_numpy()
+    med = [float(np.median(ages[g.contains(ages)])) if g.contains(ages).any() else float(g.lo) for g in groups]
+    return np.asarray(med)[target]
+
+
+def _toy_truth(judges: Judges, test, idx, ages_at, size):
+    if not judges.toy:
+        return None, None
+    table = test.table.iloc[idx]
+    return M.render_truth(table, ages_at, size), table["identity"].to_numpy()
+
+
+def translate_cyclegan(run_dir, judges: Judges, model=None, info: dict | None = None) -> list[Translations]:
+    """CycleGAN's two directions on the test faces of its two domains: young -> old (G_AB), old -> young (G_BA)."""
+    from .splits import PRESETS
 
     if model is None:
         model, info = load_cyclegan(run_dir, judges.device)
@@ -147,69 +231,114 @@ def evaluate_cyclegan(run_dir, judges: Judges, info: dict | None = None, model=N
     young, old = check_ranges([(info or {}).get("young") or preset.young, (info or {}).get("old") or preset.old])
     groups = [young, old]
     size = int(model.config["image_size"])
-    test = judges.test_cache(size)
-    ages = test.table["age"].to_numpy()
+    test, ages, label, keep = _test_in_groups(judges, groups, size)
     imgs = test.tensor()
-    in_groups = young.contains(ages) | old.contains(ages)
-    rows = [judges.ceiling_row(imgs[torch.as_tensor(in_groups)], ages[in_groups], groups, f"{young} / {old}")]
-    train_a, train_b = split_domains(judges.train_df, young, old)
-    for direction, src, dst, target, train_target in (("A2B", young, old, 1, train_b), ("B2A", old, young, 0, train_a)):
-        mask = np.flatnonzero(src.contains(ages))
+    ceiling = _ceiling(test, keep)
+    out = []
+    for direction, src, target in (("A2B", 0, 1), ("B2A", 1, 0)):
+        mask = np.flatnonzero(label == src)
         idx = mask[judges.pick(len(mask))]
         x = imgs[torch.as_tensor(idx)]
         fake, back = model.cycle(x, direction)
-        truth, ids = None, None
-        if judges.toy:
-            table = test.table.iloc[idx]
-            truth = M.render_truth(table, float(train_target["age"].median()), size)
-            ids = table["identity"].to_numpy()
-        reference = imgs[torch.as_tensor(dst.contains(ages))]
-        r = M.evaluate_translation(x, fake, np.full(len(x), target), groups, judges.age, reconstructed=back,
-                                   ground_truth=truth, identities=ids, trait_classifier=judges.traits,
-                                   reference=reference, fid=judges.fid, embedder=judges.embedder)
+        tgt = np.full(len(x), target)
+        truth, ids = _toy_truth(judges, test, idx, _truth_ages(judges, groups, tgt), size)
         name = "G_AB" if direction == "A2B" else "G_BA"
-        rows.append({"model": f"CycleGAN ({name})", "translation": f"{src} -> {dst}", "data": judges.source,
-                     "status": "ok", **r})
-    return rows
+        out.append(Translations("cyclegan", f"CycleGAN ({name})", f"{groups[src]} -> {groups[target]}", groups, x,
+                                fake, tgt, imgs[torch.as_tensor(label == target)], ceiling, back, truth, ids))
+    return out
 
 
-def evaluate_agegan(run_dir, judges: Judges, G=None) -> list[dict]:
-    """Rows for the age-modulated GAN: every test face sent to one other group (all pairs covered), and back."""
-    from .agegan import group_labels, group_mid_ages, load_generator, translate
+def translate_agegan(run_dir, judges: Judges, G=None) -> list[Translations]:
+    """The age-modulated GAN: every test face sent to one other group (the pairs taken in turn), and back."""
+    from .agegan import group_mid_ages, load_generator, translate
     from .toyfaces import MAX_AGE
 
     if G is None:
         G = load_generator(run_dir, judges.device)
-    back_G = G
-    if int(G.config.get("generators", 1)) == 2:
-        back_G = load_generator(run_dir, judges.device, which="G_back")
+    back_G = load_generator(run_dir, judges.device, which="G_back") if int(G.config.get("generators", 1)) == 2 else G
     edges = list(G.group_edges or config.AGEGAN.group_edges)
     groups = group_ranges(edges)
     K = len(groups)
     size = int(G.config["image_size"])
-    test = judges.test_cache(size)
-    ages = test.table["age"].to_numpy()
-    src_all = group_labels(ages, edges)
-    keep = np.flatnonzero(src_all >= 0)
+    test, ages, label, keep = _test_in_groups(judges, groups, size)
     imgs = test.tensor()
-    rows = [judges.ceiling_row(imgs[torch.as_tensor(keep)], ages[keep], groups, ", ".join(map(str, groups)))]
     idx = keep[judges.pick(len(keep))]
-    x, src = imgs[torch.as_tensor(idx)], src_all[idx]
-    target = (src + 1 + np.arange(len(idx)) % (K - 1)) % K
+    x, src = imgs[torch.as_tensor(idx)], label[idx]
+    target = _group_targets(src, K)
     fake = translate(G, x, torch.as_tensor(target))
     back = translate(back_G, fake, torch.as_tensor(src))
-    truth, ids = None, None
-    if judges.toy:
-        table = test.table.iloc[idx]
-        mids = np.asarray(group_mid_ages(edges, MAX_AGE))
-        truth = M.render_truth(table, mids[target], size)
-        ids = table["identity"].to_numpy()
-    r = M.evaluate_translation(x, fake, target, groups, judges.age, reconstructed=back, ground_truth=truth,
-                               identities=ids, trait_classifier=judges.traits, reference=imgs[torch.as_tensor(keep)],
-                               fid=judges.fid, embedder=judges.embedder)
-    rows.append({"model": "AgeGAN (age-modulated)", "translation": f"each face to another of {K} groups",
-                 "data": judges.source, "status": "ok", **r})
-    return rows
+    truth, ids = _toy_truth(judges, test, idx, np.asarray(group_mid_ages(edges, MAX_AGE))[target], size)
+    real = imgs[torch.as_tensor(keep)]
+    return [Translations("agegan", "AgeGAN (age-modulated)", f"each face to another of {K} groups", groups, x, fake,
+                         target, real, _ceiling(test, keep), back, truth, ids)]
+
+
+def translate_cdcgan(run_dir, judges: Judges, G=None) -> list[Translations]:
+    """The conditional DCGAN on its own: faces drawn from noise with each age label (no input face).
+
+    Only age accuracy and FID apply; reconstruction and ground truth belong to the encoder route.
+    """
+    from .cdcgan import frozen_generator, load_generator
+    from .encoder import decode
+
+    if G is None:
+        G = load_generator(run_dir, judges.device)
+    groups = check_ranges(list(G.groups))
+    frozen = frozen_generator(G, seed=judges.s.seed)
+    test, ages, label, keep = _test_in_groups(judges, groups, int(G.image_size))
+    real = test.tensor()[torch.as_tensor(keep)]
+    n = judges.s.n_faces or len(keep)
+    target = np.arange(n) % len(groups)
+    z = torch.randn(n, G.nz, generator=torch.Generator().manual_seed(judges.s.seed + 1))
+    fake = decode(frozen, z, torch.as_tensor(target))
+    return [Translations("cdcgan", f"cDCGAN ({' / '.join(map(str, groups))})", "noise + age label -> a new face",
+                         groups, fake, fake, target, real, _ceiling(test, keep), has_input=False)]
+
+
+def translate_encoder(run_dir, judges: Judges, refine_steps: int | None = None) -> list[Translations]:
+    """The encoder + conditional DCGAN route: real test faces encoded, refined, drawn with the other group.
+
+    The cycle goes the same way back: the edited face is encoded, refined under its new group and
+    drawn with its own group again.
+    """
+    from .encoder import invert_and_edit, load_inversion
+
+    G, E, _, _ = load_inversion(run_dir, judges.device)
+    groups = check_ranges(list(G.groups))
+    size = int(G.image_size)
+    test, ages, label, keep = _test_in_groups(judges, groups, size)
+    imgs = test.tensor()
+    idx = keep[judges.pick(len(keep), n=judges.s.encoder_faces or judges.s.n_faces)]
+    x, src = imgs[torch.as_tensor(idx)], label[idx]
+    target = _group_targets(src, len(groups))
+    fake, _ = invert_and_edit(G, E, x, src, target, refine_steps)
+    back, _ = invert_and_edit(G, E, fake, target, src, refine_steps)
+    truth, ids = _toy_truth(judges, test, idx, _truth_ages(judges, groups, target), size)
+    real = imgs[torch.as_tensor(keep)]
+    return [Translations("encoder", "encoder + cDCGAN", f"{' <-> '.join(map(str, groups))} (encode, refine, redraw)",
+                         groups, x, fake, target, real, _ceiling(test, keep), back, truth, ids)]
+
+
+#: How each model family's test translations are made.
+TRANSLATORS = {"cyclegan": translate_cyclegan, "cdcgan": translate_cdcgan, "cdcgan-wide": translate_cdcgan,
+               "encoder": translate_encoder, "agegan": translate_agegan}
+
+
+def score(t: Translations, judges: Judges) -> dict:
+    """The table row of one set of translations (:func:`helpers.metrics.evaluate_translation`)."""
+    r = M.evaluate_translation(t.source, t.fake, t.target, t.groups, judges.age, reconstructed=t.back,
+                               ground_truth=t.truth, identities=t.identities, trait_classifier=judges.traits,
+                               reference=t.reference, fid=judges.fid,
+                               embedder=judges.embedder if t.has_input else None)
+    row = {"model": t.model, "translation": t.translation, "data": judges.source, "status": "ok", **r}
+    if t.run:
+        row["run"] = t.run
+    return row
+
+
+def predicted_groups(t: Translations, judges: Judges) -> np.ndarray:
+    """The group the age classifier reads in each of ``t``'s outputs."""
+    return M.predict_groups(judges.age, t.fake, t.groups)
 
 
 def _model_source(model: str, run_dir: Path) -> str:
@@ -219,33 +348,133 @@ def _model_source(model: str, run_dir: Path) -> str:
     return str((state or {}).get("config", {}).get("data", "toy"))
 
 
-def evaluate_all(models=MODELS, data: str | None = None, data_path=None, runs_dir=None, settings=None,
-                 fid: str | None = None, retrain: bool = False, device="cpu", verbose: bool = True,
-                 max_images: int | None = None) -> list[dict]:
-    """Rows of the results table for ``models``; one "not trained" row for each model with no run folder.
+def translate_all(models=MODELS, data: str | None = None, data_path=None, runs_dir=None, settings=None,
+                  fid: str | None = None, retrain: bool = False, device="cpu", verbose: bool = True,
+                  max_images: int | None = None, judges: dict | None = None):
+    """Every trained model's test translations: ``(translations, judges, missing)``.
 
-    ``data``: score on this source instead of the one each model was trained on.
+    ``judges`` maps each data source to its :class:`Judges` (pass some in to reuse them); ``missing``
+    lists the models with no run folder. ``data``: score on this source instead of the one each
+    model was trained on.
     """
-    rows, judges = [], {}
+    sets, judges, missing = [], dict(judges or {}), []
     for name in models:
         run_dir = find_run(name, runs_dir)
         if run_dir is None:
-            rows.append({"model": name, "status": "not trained",
-                         "translation": f"train it first: python -m helpers.train {name}"})
+            missing.append(name)
             continue
         source = data or _model_source(name, run_dir)
         if source not in judges:
             judges[source] = Judges(source, data_path, settings, fid, retrain, device, verbose, max_images)
         t0 = time.time()
-        new = (evaluate_cyclegan if name == "cyclegan" else evaluate_agegan)(run_dir, judges[source])
-        for r in new:
-            r.setdefault("run", str(run_dir))
-            if not judges[source].toy:
-                r.setdefault("identity_note", f"face-embedding similarity on {source}: {judges[source].identity_note}")
-        rows += new
+        new = TRANSLATORS[name](run_dir, judges[source])
+        for t in new:
+            t.run, t.source_name = str(run_dir), source
+        sets += new
         if verbose:
-            print(f"{name} ({run_dir}): scored in {time.time() - t0:.0f}s")
+            print(f"{name} ({run_dir}): translated in {time.time() - t0:.0f}s")
+    return sets, judges, missing
+
+
+def score_all(sets, judges: dict, missing=()) -> list[dict]:
+    """Rows of the results table: one ceiling row per group scheme and source, one row per set, one per missing model."""
+    rows, seen = [], set()
+    for t in sets:
+        j = judges[_source_of(t, judges)]
+        key = (t.scheme, j.source)
+        if key not in seen:
+            seen.add(key)
+            images, ages, ids = t.ceiling
+            row = j.ceiling_row(images, ages, t.groups, t.scheme, ids)
+            rows.append(row)
+        row = score(t, j)
+        if not j.toy:
+            row["identity_note"] = f"face-embedding similarity on {j.source}: {j.identity_note}"
+        rows.append(row)
+    for name in missing:
+        rows.append({"model": name, "status": "not trained",
+                     "translation": f"train it first: python -m helpers.train {name}"})
     return rows
+
+
+def _source_of(t: Translations, judges: dict) -> str:
+    return t.source_name if t.source_name in judges else next(iter(judges))
+
+
+def evaluate_all(models=MODELS, data: str | None = None, data_path=None, runs_dir=None, settings=None,
+                 fid: str | None = None, retrain: bool = False, device="cpu", verbose: bool = True,
+                 max_images: int | None = None) -> list[dict]:
+    """Rows of the results table for ``models``; one "not trained" row for each model with no run folder."""
+    sets, judges, missing = translate_all(models, data, data_path, runs_dir, settings, fid, retrain, device, verbose,
+                                          max_images)
+    return score_all(sets, judges, missing)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def plot_group_accuracy(sets, judges: dict):
+    """Bar charts: for each model, the share of its faces that the age classifier reads in the requested group, per group."""
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(sets))
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(sets):]:
+        ax.axis("off")
+    for ax, t in zip(axes.flat, sets):
+        pred = predicted_groups(t, judges[_source_of(t, judges)])
+        names = [str(g) for g in t.groups]
+        acc = [100.0 * float((pred[t.target == k] == k).mean()) if (t.target == k).any() else np.nan
+               for k in range(len(names))]
+        ax.bar(range(len(names)), acc, color="tab:blue")
+        ax.axhline(100.0 / len(names), color="grey", ls="--", lw=1, label="chance")
+        ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 3 else 0, fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{t.model}\n{t.translation}", fontsize=8)
+        ax.set_xlabel("requested group", fontsize=8)
+        ax.set_ylabel("age accuracy (%)", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def show_successes_and_failures(t: Translations, judges: Judges, n: int = 4):
+    """Faces the age classifier reads in the requested group (left) beside faces it does not (right).
+
+    Rows: the input, the model's face (titled with the group and age the classifier reads) and,
+    on toy faces, the ground truth.
+    """
+    import matplotlib.pyplot as plt
+
+    pred = predicted_groups(t, judges)
+    read_age = judges.age.predict_age(t.fake).numpy()
+    ok, bad = np.flatnonzero(pred == t.target)[:n], np.flatnonzero(pred != t.target)[:n]
+    cols = list(ok) + list(bad)
+    rows = ([("input", t.source)] if t.has_input else []) + [("output", t.fake)]
+    if t.truth is not None:
+        rows.append(("ground truth", t.truth))
+    fig, axes = plt.subplots(len(rows), max(1, len(cols)), figsize=(1.5 * max(1, len(cols)), 1.6 * len(rows)),
+                             squeeze=False)
+    for j, i in enumerate(cols):
+        for r, (name, images) in enumerate(rows):
+            ax = axes[r][j]
+            ax.imshow(M.to_unit(images[i : i + 1])[0].permute(1, 2, 0).numpy())
+            ax.set_xticks([]), ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+        verdict = "success" if i in ok else "failure"
+        axes[0][j].set_title(f"{verdict}: asked {t.groups[t.target[i]]}", fontsize=7,
+                             color="tab:green" if i in ok else "tab:red")
+        axes[len(rows) - 1 if t.truth is None else len(rows) - 2][j].set_xlabel(
+            f"reads {t.groups[pred[i]]}, ~{read_age[i]:.0f} y", fontsize=7)
+    for ax in axes.flat[len(cols) * len(rows):]:
+        ax.axis("off")
+    fig.suptitle(f"{t.model}: {len(ok)} of the first successes and {len(bad)} failures "
+                 f"(age accuracy {100 * float((pred == t.target).mean()):.0f}%)", fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def table_notes(rows) -> list[str]:
@@ -256,7 +485,8 @@ def table_notes(rows) -> list[str]:
              "ground truth (toy faces): the same person drawn at the target age; 'input unchanged' is the "
              "do-nothing baseline a model must beat.",
              "traits kept (toy faces): share of translations whose gender, race and hair style, as the trait "
-             "classifier reads them, are the source person's.",
+             "classifier reads them, are the source person's; on the ceiling row, the share of real test faces "
+             "whose three traits it reads right (no model can score higher).",
              "seed 001's published figures are in the *_published file: different data and setup, not comparable."]
     notes += sorted({r["identity_note"] for r in rows if r.get("identity_note")})
     kinds = {r.get("fid_kind") for r in rows} - {None, "not measured"}

@@ -41,12 +41,24 @@ def make_grid(images, nrow: int = 8, padding: int = 2) -> np.ndarray:
 
 
 def save_image(grid: np.ndarray, path) -> Path:
-    """Write a uint8 ``(H, W, 3)`` picture (e.g. from :func:`make_grid`) to ``path``; returns the path."""
+    """Write a uint8 ``(H, W, 3)`` picture (e.g. from :func:`make_grid`) to ``path``; returns the path.
+
+    Written under a temporary name and renamed, so an interrupted run never leaves a half-written
+    picture for the animation to trip over.
+    """
+    import os
+
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(grid, dtype=np.uint8)).save(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        Image.fromarray(np.asarray(grid, dtype=np.uint8)).save(tmp, format=Image.registered_extensions().get(
+            path.suffix.lower(), "PNG"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -3,6 +3,7 @@
     python -m helpers.train dcgan [--data toy|utkface|facial-age|imdb-wiki] [--data-path P]
                                   [--epochs E] [--steps S] [--batch-size B] [--run-dir DIR]
                                   [--device cuda|mps|cpu] [--max-images N] [--smoke] [--fresh]
+                                  [--set KEY=VALUE ...] [--threads T]
 
 A run folder holds the checkpoints, the sample grids (``samples/``), a GIF of them, the loss
 curves and the final samples. Running the same command again resumes from the latest
@@ -214,7 +215,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="tiny sizes, as SMOKE=1 (for a quick check)")
     p.add_argument("--fresh", action="store_true", help="delete the run folder first instead of resuming")
     p.add_argument("--save-grid", default=None, help="also copy the final sample grid to this path")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one of the model's settings in helpers/config.py, e.g. --set ngf=32 (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     return p
+
+
+#: Which settings in helpers/config.py each model reads (``--set`` changes them for this run).
+SETTINGS = {"dcgan": ("DCGAN",), "cyclegan": ("CYCLEGAN", "CYCLEGAN_CPU"), "agegan": ("AGEGAN",),
+            "cdcgan": ("CDCGAN",), "cdcgan-wide": ("CDCGAN",), "encoder": ("ENCODER",)}
+
+
+def parse_value(text: str):
+    """``--set`` values: Python literals (``32``, ``1e-4``, ``True``, ``(0, 20, 40)``), otherwise the text itself."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(model: str, overrides) -> dict:
+    """Replace fields of ``model``'s settings in :mod:`helpers.config` for this process; returns the changes.
+
+    Unknown keys and malformed items raise ``ValueError`` with the valid keys listed.
+    """
+    from dataclasses import fields
+
+    from . import config
+
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes KEY=VALUE, not {item!r}")
+        changes[key.strip().replace("-", "_")] = parse_value(value.strip())
+    for name in SETTINGS.get(model, ()):
+        current = getattr(config, name)
+        valid = {f.name for f in fields(current)}
+        unknown = sorted(set(changes) - valid)
+        if unknown:
+            raise ValueError(f"{model} has no setting {', '.join(unknown)}; its settings are: {', '.join(sorted(valid))}")
+        setattr(config, name, replace(current, **changes))
+    return changes
 
 
 def main(argv=None) -> int:
@@ -227,6 +271,17 @@ def main(argv=None) -> int:
             importlib.reload(sys.modules["helpers.config"])
     from .training import CheckpointMismatch, NonFiniteLoss
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        changes = apply_overrides(args.model, args.overrides)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if changes:
+        print("settings changed for this run: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
     try:
         MODELS[args.model].run(args)
     except (CheckpointMismatch, NonFiniteLoss) as e:  # the message says what to do; no traceback needed

@@ -91,10 +91,10 @@ class Precision:
 
     On CUDA, networks and batches use the channels-last layout, which convolutions on tensor
     cores run faster: ``prepare(net)`` converts a network and ``memory_format`` is the layout to
-    ask a :class:`helpers.cache.BatchLoader` for.
+    ask a :class:`helpers.cache.BatchLoader` for. ``channels_last=False`` keeps the usual layout.
     """
 
-    def __init__(self, device="cpu", enabled: bool = True):
+    def __init__(self, device="cpu", enabled: bool = True, channels_last: bool | None = None):
         self.device = torch.device(device)
         self.enabled = bool(enabled) and self.device.type == "cuda"
         self.dtype = torch.float32
@@ -105,7 +105,8 @@ class Precision:
             if self.dtype == torch.float16:
                 self.scaler = torch.amp.GradScaler("cuda")
             torch.backends.cudnn.benchmark = True  # pick the fastest convolution kernels once
-        self.channels_last = self.device.type == "cuda"
+        # channels_last: None = on CUDA only; False switches it off there (the benchmark's plain way).
+        self.channels_last = self.device.type == "cuda" if channels_last is None else bool(channels_last)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
 
     def __repr__(self) -> str:

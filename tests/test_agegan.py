@@ -51,6 +51,27 @@ def test_shapes(size):
     assert adv.shape == (3, 1, size // 8, size // 8) and age.shape == (3, K)
 
 
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+def test_upsampling_choices(upsample):
+    G = ag.AgeGenerator(K, ngf=8, n_enc_blocks=1, n_dec_blocks=1, style_dim=16, upsample=upsample)
+    transposed = [m for m in G.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(transposed) == (2 if upsample == "transposed" else 0)
+    assert G(smooth_faces(2, 32), 1).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="upsample"):
+        ag.AgeGenerator(K, ngf=8, upsample="bicubic")
+
+
+def test_a_residual_generator_starts_as_the_identity_and_then_learns():
+    gan = tiny(residual=True, upsample="nearest", lr=1e-3)
+    x = smooth_faces(4, 32)
+    with torch.no_grad():
+        for t in range(K):
+            assert torch.allclose(gan.G(x, t), x, atol=1e-6)  # nothing drawn yet: G(x, t) = x for every age
+    gan.train_step((x, torch.arange(4) % K))
+    with torch.no_grad():
+        assert not torch.allclose(gan.G(x, 1), gan.G(x, 2))  # after one step the age matters
+
+
 def test_conditions():
     one = ag.as_condition(2, K, 3)
     assert one.shape == (3, K) and torch.equal(one.argmax(1), torch.tensor([2, 2, 2]))
@@ -147,6 +168,21 @@ def test_the_age_head_learns_a_fixed_batch():
     assert (D(x)[1].argmax(1) == y).all()
 
 
+def test_a_per_group_discriminator_judges_each_face_by_its_groups_map():
+    D = ag.AgeDiscriminator(K, ndf=8, n_layers=3, per_group=True)
+    adv, age = D(smooth_faces(3, 32))
+    assert adv.shape == (3, K, 4, 4) and age.shape == (3, K)
+    picked = D.realness(adv, torch.tensor([2, 0, 3]))
+    assert picked.shape == (3, 1, 4, 4)
+    assert torch.equal(picked[0, 0], adv[0, 2]) and torch.equal(picked[1, 0], adv[1, 0]) and torch.equal(picked[2, 0], adv[2, 3])
+    shared = ag.AgeDiscriminator(K, ndf=8, n_layers=3)
+    adv1, _ = shared(smooth_faces(2, 32))
+    assert adv1.shape[1] == 1 and torch.equal(shared.realness(adv1, torch.tensor([1, 3])), adv1)
+    gan = tiny(per_group_D=True)
+    out = gan.train_step((smooth_faces(4), torch.arange(4) % K))
+    assert all(math.isfinite(float(v)) for v in out.values())
+
+
 def test_losses():
     x = torch.zeros(2, 3, 4, 4)
     assert ag.L1Loss(10)(x + 0.5, x).item() == pytest.approx(5.0)
@@ -208,7 +244,8 @@ def test_resume_and_load_generator(tmp_path):
     def trainer(folder):
         torch.manual_seed(0)
         loader = BatchLoader(x, 4, labels=labels, seed=0)
-        return Trainer(tiny(group_edges=[0, 20, 40, 60]), loader, folder, checkpoint_every=2, progress=False)
+        return Trainer(tiny(group_edges=[0, 20, 40, 60], upsample="nearest", residual=True), loader, folder,
+                       checkpoint_every=2, progress=False)
 
     reference = trainer(tmp_path / "reference")
     reference.fit(steps=4)  # one run without a break

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import cdcgan as cd
-from helpers.age_classifier import AgeClassifier, accuracy, confusion, predict_groups, train_age_classifier
+from helpers.metrics import GroupClassifier, accuracy, confusion, predict_groups, train_group_classifier
 from helpers.cache import BatchLoader
 from helpers.config import CDCGANSettings
 from helpers.splits import AgeRangeError
@@ -124,8 +124,8 @@ def _bright_dark(n=64, size=16, seed=0):
 
 def test_the_classifier_learns_separable_groups():
     x, y = _bright_dark()
-    clf = train_age_classifier(x, y, steps=40, batch_size=32, group_names=["young", "old"])
-    assert isinstance(clf, AgeClassifier) and not clf.training
+    clf = train_group_classifier(x, y, steps=40, batch_size=32, group_names=["young", "old"])
+    assert isinstance(clf, GroupClassifier) and not clf.training
     assert accuracy(clf, x, y) > 0.9
     floats = x.float() / 127.5 - 1  # the same faces as [-1, 1] floats read the same
     assert (predict_groups(clf, floats) == predict_groups(clf, x)).all()
@@ -135,16 +135,16 @@ def test_the_classifier_learns_separable_groups():
 
 def test_label_agreement_reports_rates():
     gan = tiny()
-    clf = AgeClassifier(2, width=4)
+    clf = GroupClassifier(2, width=4, image_size=16)
     out = cd.label_agreement(gan, clf.eval(), n_per_group=8)
     assert {"agreement", "agreement_20-30", "agreement_40-50", "paired"} <= set(out)
     assert all(0 <= v <= 1 for v in out.values())
     # a classifier that always answers group 0 agrees on exactly half of a two-group set
-    always0 = AgeClassifier(2, width=4).eval()
+    always0 = GroupClassifier(2, width=4, image_size=16).eval()
     with torch.no_grad():
-        always0.head.weight.zero_()
-        always0.head.bias.copy_(torch.tensor([1.0, 0.0]))
+        always0.heads["group"].weight.zero_()
+        always0.heads["group"].bias.copy_(torch.tensor([1.0, 0.0]))
     out = cd.label_agreement(gan, always0, n_per_group=8)
     assert out["agreement"] == 0.5 and out["agreement_20-30"] == 1.0 and out["paired"] == 0.0
     with pytest.raises(ValueError):
-        train_age_classifier(torch.zeros(3, 3, 16, 16), [0, 1], 2, steps=1)
+        train_group_classifier(torch.zeros(3, 3, 16, 16), [0, 1], 2, steps=1)

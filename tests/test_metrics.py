@@ -268,27 +268,50 @@ def test_cli_skips_missing_models(tmp_path):
     out = tmp_path / "table"
     assert evaluate.main(["--runs-dir", str(tmp_path / "none"), "--out", str(out)]) == 0
     df = pd.read_csv(out.with_suffix(".csv"))
-    assert list(df["status"]) == ["not trained", "not trained"]
+    assert list(df["status"]) == ["not trained"] * len(evaluate.MODELS)
+    assert list(df["model"]) == list(evaluate.MODELS)
     assert "not comparable" in (tmp_path / "table_published.md").read_text()
+
+
+def _smoke_python(tmp_path, script: str) -> None:
+    """Run ``script`` in a fresh process in smoke mode, offline, one thread, with its runs under ``tmp_path``."""
+    env = {**os.environ, "SMOKE": "1", "FACEAGING_RUNS": str(tmp_path / "runs"), "FACEAGING_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_cli_end_to_end_on_toy_faces(tmp_path):
     """A tiny untrained CycleGAN on the smoke toy faces: every column filled, the stand-in FID labelled."""
-    env = {**os.environ, "SMOKE": "1", "FACEAGING_RUNS": str(tmp_path / "runs"), "FACEAGING_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
     out = tmp_path / "results"
-    script = ("from helpers import config; from helpers.cyclegan import CycleGAN, save_generators; "
-              "from helpers.evaluate import main; "
-              "save_generators(CycleGAN(image_size=32, ngf=4, ndf=4, n_blocks=1), "
-              "config.RUNS_DIR / config.CYCLEGAN.run_name / 'generators.pt'); "
-              f"main(['--models', 'cyclegan', '--out', {str(out)!r}, '--steps', '10', '--threads', '1'])")
-    subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=True, capture_output=True)
+    _smoke_python(tmp_path, "from helpers import config; from helpers.cyclegan import CycleGAN, save_generators; "
+                            "from helpers.evaluate import main; "
+                            "save_generators(CycleGAN(image_size=32, ngf=4, ndf=4, n_blocks=1), "
+                            "config.RUNS_DIR / config.CYCLEGAN.run_name / 'generators.pt'); "
+                            f"main(['--models', 'cyclegan', '--out', {str(out)!r}, '--steps', '10', '--threads', '1'])")
     df = pd.read_csv(out.with_suffix(".csv"))
     assert list(df["model"]) == ["real test faces (ceiling)", "CycleGAN (G_AB)", "CycleGAN (G_BA)"]
     assert set(df["fid_kind"]) == {"stand-in"} and "FID (Inception)" not in df.columns
     for col in ("age accuracy (%)", "cycle L1", "cycle SSIM", "L1 to ground truth", "traits kept (%)"):
         assert pd.to_numeric(df[col].iloc[1:]).notna().all(), col
+    assert 0 <= float(df["traits kept (%)"].iloc[0]) <= 100  # the ceiling: traits read on real faces
     assert "not comparable to Inception FID" in out.with_suffix(".md").read_text()
+
+
+def test_cli_scores_the_conditional_dcgan_and_the_encoder(tmp_path):
+    """Smoke-size cDCGAN + encoder runs: the cDCGAN row has no input (no cycle, no truth), the encoder row has both."""
+    out = tmp_path / "results"
+    _smoke_python(tmp_path, "from helpers.encoder import setup_inversion; from helpers.evaluate import main; "
+                            "run = setup_inversion(data='toy', progress=False, verbose=False); run.real.train(); "
+                            f"main(['--models', 'cdcgan-wide', 'encoder', '--out', {str(out)!r}, '--steps', '10'])")
+    df = pd.read_csv(out.with_suffix(".csv"), na_values=["not measured"])
+    assert list(df["model"]) == ["real test faces (ceiling)", "cDCGAN (20-30 / 60+)", "encoder + cDCGAN"]
+    cdcgan, enc = df.iloc[1], df.iloc[2]
+    assert 0 <= cdcgan["age accuracy (%)"] <= 100 and np.isfinite(cdcgan["FID (course classifier features)"])
+    assert math.isnan(cdcgan["cycle L1"]) and math.isnan(cdcgan["L1 to ground truth"])
+    for col in ("age accuracy (%)", "cycle L1", "cycle SSIM", "L1 to ground truth", "traits kept (%)"):
+        assert np.isfinite(enc[col]), col
+    assert enc["L1 to ground truth, input unchanged"] > 0
 
 
 def test_group_classifier_and_the_age_classifier_read_as_groups(age_clf, toy_set, tmp_path):

@@ -57,3 +57,22 @@ def test_save_gif_and_animate(tmp_path):
     assert "<script" in html.data and "anim" in html.data.lower()
     with pytest.raises(ValueError, match="no frames"):
         save_gif([], tmp_path / "x.gif")
+
+
+def test_save_image_is_atomic(tmp_path, monkeypatch):
+    from helpers.plots import save_image
+
+    grid = np.full((6, 8, 3), 77, dtype=np.uint8)
+    path = save_image(grid, tmp_path / "a" / "step_1.png")
+    assert np.asarray(Image.open(path)).tolist() == grid.tolist() and list(path.parent.iterdir()) == [path]
+
+    def broken_save(self, fp, *args, **kwargs):  # the disk fills up half-way through writing
+        open(fp, "wb").write(b"\x89PNG half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="No space"):
+        save_image(np.zeros((6, 8, 3), dtype=np.uint8), path)
+    monkeypatch.undo()
+    assert np.asarray(Image.open(path)).tolist() == grid.tolist()  # the old picture is intact
+    assert list(path.parent.iterdir()) == [path]  # and no temporary file is left behind
