@@ -31,3 +31,18 @@ def real_utkface_dir() -> Path:
     if d is None:
         pytest.skip("no real UTKFace sample here: set UTKFACE_SAMPLE_DIR to a folder of UTKFace images")
     return d
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``).
+
+    The tests' networks are tiny: one thread is as fast as two, and far faster when other
+    processes share the cores (threads that wait for each other spin).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

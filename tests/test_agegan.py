@@ -15,13 +15,7 @@ from helpers.training import Trainer
 K = 4  # age groups in these tests
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny networks: one thread is as fast as two, and far faster when other processes share the cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def smooth_faces(n, size=32, seed=0):

@@ -17,13 +17,7 @@ from helpers.splits import AgeRangeError
 from helpers.training import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny networks: one thread is as fast as two, and far faster when other processes share the cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def tiny(groups=("20-30", "40-50"), **kw):

@@ -14,14 +14,7 @@ from helpers.training import Trainer
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These networks are tiny: one thread is as fast as two, and much faster when other
-    # processes share the cores (threads that wait for each other spin).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def smooth_faces(n, size=32, seed=0):
