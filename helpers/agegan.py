@@ -83,7 +83,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .cyclegan import LSGANLoss, ResidualBlock, count_parameters, init_weights, make_scheduler
-from .training import Checkpointer, Precision, Trainable
+from .training import Precision, Trainable, load_trained
 from .metrics import PUBLISHED_SEED001
 
 __all__ = [
@@ -617,11 +617,7 @@ def load_generator(run_dir, device="cpu", which: str = "G") -> AgeGenerator:
     from the configuration stored in it, and loads its weights. The result carries
     ``group_edges`` (lower edges of the age groups, when the run recorded them) and ``config``.
     """
-    state, path = Checkpointer(run_dir).load(map_location="cpu")
-    if state is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir}: train first (python -m helpers.train agegan)")
-    if state.get("model") != AgeGAN.name:
-        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not {AgeGAN.name!r}")
+    state, _ = load_trained(run_dir, AgeGAN.name, "python -m helpers.train agegan")
     c = state["config"]
     G = AgeGenerator(c["n_groups"], c["ngf"], c["n_enc_blocks"], c["n_dec_blocks"], c["style_dim"],
                      c.get("upsample", "transposed"), c.get("residual", False))

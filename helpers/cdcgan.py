@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .dcgan import DCGAN, Generator
-from .training import Checkpointer, Precision
+from .training import Precision, load_trained
 
 __all__ = ["ConditionalDCGAN", "CDCGANRun", "setup_cdcgan", "group_labels", "run_name_for", "label_agreement",
            "evaluate", "frozen_generator", "load_generator", "show_image_rows", "run_cli"]
@@ -289,11 +289,7 @@ def frozen_generator(G: Generator, n_batches: int = 32, batch_size: int = 64, se
 
 def load_generator(run_dir, device="cpu") -> Generator:
     """The generator of a conditional DCGAN run folder (newest checkpoint), with ``groups`` and ``config`` attached."""
-    state, path = Checkpointer(run_dir).load(map_location="cpu")
-    if state is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir}: train first (python -m helpers.train cdcgan)")
-    if state.get("model") != ConditionalDCGAN.name:
-        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not {ConditionalDCGAN.name!r}")
+    state, _ = load_trained(run_dir, ConditionalDCGAN.name, "python -m helpers.train cdcgan")
     c = state["config"]
     G = Generator(c["nz"], c["ngf"], len(c["groups"]), c["image_size"])
     G.load_state_dict(state["networks"]["G"])
@@ -355,15 +351,13 @@ def run_cli(args, wide: bool = False) -> dict:
     matplotlib.use("Agg")
     from . import config
     from .plots import plot_losses, save_gif
+    from .train import prepare_run_dir
 
     s = config.CDCGAN
     if args.batch_size is not None:
         s = replace(s, batch_size=args.batch_size)
     groups = s.wide_groups if wide else s.groups
-    run_dir = Path(args.run_dir) if args.run_dir else config.RUNS_DIR / run_name_for(s, groups)
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    print(config.summary())
+    run_dir = prepare_run_dir(args, config.RUNS_DIR / run_name_for(s, groups))
     t0 = time.time()
     run = setup_cdcgan(s, groups, data=args.data, data_path=args.data_path, device=args.device, run_dir=run_dir,
                        max_images=args.max_images)

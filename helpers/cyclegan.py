@@ -926,6 +926,7 @@ def run_cli(args) -> None:
     from dataclasses import replace
 
     from . import config
+    from .train import prepare_run_dir
     from .training import pick_device
 
     device = pick_device(args.device)
@@ -934,10 +935,7 @@ def run_cli(args) -> None:
         s = replace(s, n_epochs_constant=args.epochs - args.epochs // 2, n_epochs_decay=args.epochs // 2)
     if args.batch_size is not None:
         s = replace(s, batch_size=args.batch_size)
-    run_dir = Path(args.run_dir) if args.run_dir else config.RUNS_DIR / s.run_name
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    print(config.summary())
+    run_dir = prepare_run_dir(args, config.RUNS_DIR / s.run_name)
     t0 = time.time()
     run = setup_cyclegan(s, data=args.data, data_path=args.data_path, device=device, run_dir=run_dir,
                          max_images=args.max_images)

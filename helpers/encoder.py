@@ -64,7 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dcgan import Generator, _n_layers
-from .training import Checkpointer, Precision, Trainable
+from .training import Precision, Trainable, load_trained
 
 __all__ = ["Encoder", "InversionEncoder", "InversionRun", "EncoderRun", "setup_inversion", "encode", "decode",
            "refine_latents", "reconstruction_error", "sharpness", "load_ager", "run_cli"]
@@ -436,11 +436,10 @@ def load_inversion(run_dir, device="cpu") -> tuple[Generator, Encoder, dict, Pat
     ``G`` carries ``groups``; both are in eval mode. A folder of another model is refused by name.
     """
     run_dir = Path(run_dir)
-    state, path = Checkpointer(run_dir).load(map_location="cpu")
-    if state is None or not (run_dir / "generator.pt").is_file():
-        raise FileNotFoundError(f"no trained encoder in {run_dir}: train it first (python -m helpers.train encoder)")
-    if state.get("model") != InversionEncoder.name:
-        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not the encoder")
+    state, path = load_trained(run_dir, InversionEncoder.name, "python -m helpers.train encoder")
+    if not (run_dir / "generator.pt").is_file():
+        raise FileNotFoundError(f"{run_dir} has no generator.pt beside the encoder: train it again "
+                                "(python -m helpers.train encoder)")
     c = state["config"]
     G = load_frozen_generator(run_dir / "generator.pt", device)
     E = Encoder(c["nz"], c["nef"], c["image_size"], c["kernel_size"])

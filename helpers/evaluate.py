@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,10 +342,18 @@ def predicted_groups(t: Translations, judges: Judges) -> np.ndarray:
     return M.predict_groups(judges.age, t.fake, t.groups)
 
 
-def _model_source(model: str, run_dir: Path) -> str:
-    from .training import Checkpointer
+#: The model name each family's checkpoints carry (CycleGAN may have only ``generators.pt``).
+_CHECKPOINT_NAMES = {"cdcgan": "cdcgan", "cdcgan-wide": "cdcgan", "encoder": "encoder", "agegan": "agegan"}
 
-    state, _ = Checkpointer(run_dir).load()
+
+def _model_source(model: str, run_dir: Path) -> str:
+    """The data source a run trained on; refuses a folder whose checkpoint is another model's, before any work."""
+    from .training import Checkpointer, load_trained
+
+    if model in _CHECKPOINT_NAMES:
+        state, _ = load_trained(run_dir, _CHECKPOINT_NAMES[model], f"python -m helpers.train {model}")
+    else:
+        state, _ = Checkpointer(run_dir).load()
     return str((state or {}).get("config", {}).get("data", "toy"))
 
 
@@ -530,8 +539,14 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     print(config.summary())
     t0 = time.time()
-    rows = evaluate_all(args.models, args.data, args.data_path, args.runs_dir, s, args.fid, args.retrain, device,
-                        max_images=args.max_images)
+    from .training import CheckpointMismatch
+
+    try:
+        rows = evaluate_all(args.models, args.data, args.data_path, args.runs_dir, s, args.fid, args.retrain, device,
+                            max_images=args.max_images)
+    except (FileNotFoundError, ValueError, CheckpointMismatch) as e:  # a wrong folder or data: say so, no traceback
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 2
     df = M.results_table(rows)
     stem = Path(args.out) if args.out else config.RUNS_DIR / s.run_name / "results"
     csv, md = M.write_table(df, stem, "Face aging: results", table_notes(rows))

@@ -50,6 +50,18 @@ def face_loader(source: str = "toy", path=None, size: int = 64, batch_size: int 
     return loader, cache
 
 
+def prepare_run_dir(args, default: Path) -> Path:
+    """The run folder of a ``python -m helpers.train`` command: ``--run-dir`` or ``default``, emptied first with
+    ``--fresh``. Prints the course settings in use."""
+    from . import config
+
+    run_dir = Path(args.run_dir) if args.run_dir else Path(default)
+    if args.fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    print(config.summary())
+    return run_dir
+
+
 @dataclass
 class DCGANRun:
     """Everything :func:`setup_dcgan` builds."""
@@ -101,10 +113,7 @@ def _run_dcgan(args) -> None:
     s = config.DCGAN
     changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
     s = replace(s, **changes)
-    run_dir = Path(args.run_dir) if args.run_dir else config.RUNS_DIR / s.run_name
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    print(config.summary())
+    run_dir = prepare_run_dir(args, config.RUNS_DIR / s.run_name)
     t0 = time.time()
     run = setup_dcgan(s, data=args.data, data_path=args.data_path, device=args.device, run_dir=run_dir,
                       max_images=args.max_images)
@@ -139,10 +148,7 @@ def _run_agegan(args) -> None:
     s = config.AGEGAN
     if args.batch_size is not None:
         s = replace(s, batch_size=args.batch_size)
-    run_dir = Path(args.run_dir) if args.run_dir else config.RUNS_DIR / s.run_name
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    print(config.summary())
+    run_dir = prepare_run_dir(args, config.RUNS_DIR / s.run_name)
     t0 = time.time()
     run = setup_agegan(s, data=args.data, data_path=args.data_path, device=args.device, run_dir=run_dir,
                        image_size=getattr(args, "image_size", None), max_images=args.max_images)

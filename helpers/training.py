@@ -271,6 +271,20 @@ class Checkpointer:
         return None, None
 
 
+def load_trained(run_dir, name: str, train_command: str) -> tuple[dict, Path]:
+    """The newest checkpoint of a trained model ``name`` in ``run_dir``: ``(state, path)``, for inference.
+
+    Raises ``FileNotFoundError`` (saying to run ``train_command``) when the folder holds no
+    checkpoint, and ``ValueError`` when its checkpoint belongs to another model.
+    """
+    state, path = Checkpointer(run_dir).load(map_location="cpu")
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir}: train first ({train_command})")
+    if state.get("model") != name:
+        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not {name!r}")
+    return state, path
+
+
 def check_compatible(state: dict, name: str, config: dict, where) -> None:
     """Raise :class:`CheckpointMismatch` unless ``state`` was saved by model ``name`` with ``config``."""
     fix = (f"Use another run folder for this model (run_dir=... / --run-dir), or delete {where} "

@@ -275,6 +275,17 @@ def _smoke_python(tmp_path, script: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def test_cli_names_a_run_folder_of_another_model(tmp_path, capsys):
+    from helpers import config, evaluate
+    from helpers.training import Checkpointer
+
+    folder = tmp_path / config.ENCODER.run_name  # an encoder folder whose checkpoint is a DCGAN's
+    Checkpointer(folder).save({"model": "dcgan", "config": {}, "step": 1}, 1)
+    (folder / "generator.pt").write_bytes(b"")
+    assert evaluate.main(["--runs-dir", str(tmp_path), "--models", "encoder", "--out", str(tmp_path / "t")]) == 2
+    assert "belongs to model 'dcgan', not 'encoder'" in capsys.readouterr().err
+
+
 def test_cli_end_to_end_on_toy_faces(tmp_path):
     """A tiny untrained CycleGAN on the smoke toy faces: every column filled, the stand-in FID labelled."""
     out = tmp_path / "results"
