@@ -32,17 +32,26 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import inspect
-import os
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import cv2
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
+from PIL import Image
 
-from . import faces
+from . import catalog, config, faces
+from .agegan import translate
+from .cache import to_uint8
+from .encoder import _as_float, best_source_label, decode, encode, refine_latents
 from .faces import CROP_SIZE, PhotoError
+from .plots import save_gif, save_image
+from .splits import group_ranges
+from .training import Checkpointer, pick_device
 
 # --------------------------------------------------------------------------- errors
 
@@ -55,8 +64,6 @@ class NoTrainedModel(PhotoError):
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
     if img.shape[0] == size and img.shape[1] == size:
         return img
     interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
@@ -65,15 +72,11 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
 
 def _to_tensor(face: np.ndarray, size: int):
     """A ``(H, W, 3)`` uint8 face -> a ``(1, 3, size, size)`` uint8 tensor at the model's resolution."""
-    import torch
-
     return torch.from_numpy(_resize(face, size)).permute(2, 0, 1)[None].contiguous()
 
 
 def _from_tensor(x, size: int) -> list[np.ndarray]:
     """Model outputs ``(B, 3, s, s)`` in [-1, 1] -> uint8 ``(size, size, 3)`` pictures."""
-    from .cache import to_uint8
-
     out = to_uint8(x).permute(0, 2, 3, 1).numpy()
     return [_resize(np.ascontiguousarray(o), size) for o in out]
 
@@ -84,16 +87,12 @@ def _gif_ready(frames) -> list[np.ndarray]:
     A GIF holds at most 256 colours per frame; left to itself, the GIF writer reduces every
     frame with the slower median-cut method, several times slower for the same look.
     """
-    from PIL import Image
-
     return [np.asarray(Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE).convert("RGB"))
             for f in frames]
 
 
 def save_animation(frames, path, duration_ms: int = 250, bounce: bool = True) -> Path:
     """Write frames as a looping GIF (with :func:`helpers.plots.save_gif`); ``bounce`` plays them forth and back."""
-    from .plots import save_gif
-
     frames = list(frames)
     if bounce and len(frames) > 2:
         frames = frames + frames[-2:0:-1]
@@ -102,8 +101,6 @@ def save_animation(frames, path, duration_ms: int = 250, bounce: bool = True) ->
 
 def caption(img: np.ndarray, text: str, height: int | None = None) -> np.ndarray:
     """The picture with ``text`` written in a white band under it."""
-    import cv2
-
     h, w = img.shape[:2]
     height = height or max(18, w // 8)
     band = np.full((height, w, 3), 255, np.uint8)
@@ -195,8 +192,6 @@ class CycleGANAger(Ager):
         self.labels = [f"younger ({young})" if young else "younger", f"older ({old})" if old else "older"]
 
     def _targets(self, x):
-        import torch
-
         return torch.cat([self.model.translate(x, "B2A"), self.model.translate(x, "A2B")])
 
     def series(self, face, frames_between: int = 3, size: int = CROP_SIZE):
@@ -216,26 +211,16 @@ class AgeGANAger(Ager):
         self.G = G
         edges = getattr(G, "group_edges", None)
         if edges:
-            from .splits import group_ranges
-
             self.labels = [str(g) for g in group_ranges(edges)]
         else:
             self.labels = [f"group {k}" for k in range(G.n_groups)]
 
     def _targets(self, x):
-        import torch
-
-        from .agegan import translate
-
         k = self.G.n_groups
         return translate(self.G, x.expand(k, -1, -1, -1), torch.arange(k))
 
     def series(self, face, frames_between: int = 3, size: int = CROP_SIZE):
         """Every group and ``frames_between`` mixes between neighbours (the condition is a soft one-hot)."""
-        import torch
-
-        from .agegan import translate
-
         face = faces.load_photo(face)
         k = self.G.n_groups
         positions = np.linspace(0, k - 1, (k - 1) * (frames_between + 1) + 1)
@@ -256,133 +241,83 @@ class AgeGANAger(Ager):
         return images, labels
 
 
-# --------------------------------------------------------------------------- the registry
+class EncoderAger(Ager):
+    """The encoder + conditional DCGAN route (notebook 05): encode, refine, redraw with every label.
+
+    A photo has no age label, so the face's own group is the one under which the generator
+    redraws the encoder's guess best (:func:`helpers.encoder.best_source_label`); the noise is
+    refined under that label and drawn with every label.
+    """
+
+    name = "cdcgan"
+    title = "encoder + conditional DCGAN"
+
+    def __init__(self, loaded, run_dir):
+        G, E, state, path = loaded
+        super().__init__(run_dir, G.image_size, int(state.get("step", 0)), path.name)
+        self.G, self.E, self.labels = G, E, list(G.groups)
+
+    def _targets(self, x):
+        s = config.ENCODER
+        x = _as_float(x)
+        src = best_source_label(self.G, self.E, x)
+        z, _ = refine_latents(self.G, x, [src], encode(self.E, x), s.refine_steps, s.refine_lr, s.lambda_prior)
+        return torch.cat([decode(self.G, z, k) for k in range(self.G.n_classes)])
 
 
-def _run_names(*settings_names: str) -> Callable[[], list[str]]:
-    def names() -> list[str]:
-        from . import config
-
-        out = []
-        for n in settings_names:
-            s = getattr(config, n, None)
-            if s is not None and s.run_name not in out:
-                out.append(s.run_name)
-        return out
-
-    return names
+# --------------------------------------------------------------------------- the models that age photos
 
 
-def _newest_checkpoint(run_dir: Path):
-    from .training import Checkpointer
-
-    return Checkpointer(run_dir).load(map_location="cpu")
-
-
-def _load_cyclegan(run_dir: Path, device) -> Ager:
-    from .cyclegan import CycleGAN, load_generators
-
-    gens = run_dir / "generators.pt"
-    state, path = _newest_checkpoint(run_dir)
-    cfg = dict(state.get("config", {})) if state else {}
-    steps = int(state["step"]) if state and "step" in state else None
-    young, old = cfg.get("young"), cfg.get("old")
-    if gens.is_file() and (path is None or gens.stat().st_mtime >= path.stat().st_mtime):
-        model = load_generators(gens, device=device)
-        source = gens.name
-    elif state is not None:
-        if state.get("model") != CycleGAN.name:
-            raise NoTrainedModel(f"{path} holds a {state.get('model')!r} model, not a CycleGAN: "
-                                 "give the CycleGAN's run folder")
-        known = set(inspect.signature(CycleGAN.__init__).parameters)
-        model = CycleGAN(**{k: v for k, v in cfg.items() if k in known}, device=device)
-        for k in ("G_AB", "G_BA"):
-            model.networks[k].load_state_dict(state["networks"][k])
-        source = path.name
-    else:
-        raise FileNotFoundError(run_dir)
-    for net in model.networks.values():
-        net.eval()
-    return CycleGANAger(model, run_dir, steps, source, young, old)
+def _cyclegan_ager(run_dir: Path, device) -> Ager:
+    model, info = catalog.get("cyclegan").loader(run_dir, device)
+    return CycleGANAger(model, run_dir, info["steps"], info["file"], info["young"], info["old"])
 
 
-def _has_cyclegan(run_dir: Path) -> bool:
-    return (run_dir / "generators.pt").is_file() or any(run_dir.glob("ckpt_*.pt"))
-
-
-def _load_agegan(run_dir: Path, device) -> Ager:
-    from .agegan import load_generator
-
-    state, path = _newest_checkpoint(run_dir)
-    if state is None:
-        raise FileNotFoundError(run_dir)
-    if state.get("model") != "agegan":
-        raise NoTrainedModel(f"{path} holds a {state.get('model')!r} model, not the age-modulated GAN: "
-                             "give the age GAN's run folder")
-    G = load_generator(run_dir, device=device)
+def _agegan_ager(run_dir: Path, device) -> Ager:
+    G = catalog.get("agegan").loader(run_dir, device)
+    state, path = Checkpointer(run_dir).load(map_location="cpu")
     return AgeGANAger(G, run_dir, int(state.get("step", 0)), path.name)
 
 
-def _has_checkpoint(run_dir: Path) -> bool:
-    return any(run_dir.glob("ckpt_*.pt"))
+def _encoder_ager(run_dir: Path, device) -> Ager:
+    return EncoderAger(catalog.get("encoder").loader(run_dir, device), run_dir)
 
 
 @dataclass(frozen=True)
 class AgerSpec:
-    """How to find and load one kind of trained model."""
+    """A model that can age a photo: its ager name, the catalog row it comes from, and how to make its ager."""
 
-    name: str
-    title: str
-    notebook: str  # the notebook that trains it
-    train_command: str  # the command that trains it headless
-    run_names: Callable[[], list[str]]  # its default run folders under config.RUNS_DIR, preferred first
-    load: Callable[[Path, object], Ager] | None  # load(run_dir, device); None: cannot age photos yet
-    has_weights: Callable[[Path], bool] = _has_checkpoint
-    not_ready: str = ""  # why ``load`` is None
+    name: str  # the ager's name (``--model``)
+    model: str  # its row in :data:`helpers.catalog.MODELS`
+    make: Callable[[Path, object], Ager]  # make(run_dir, device)
+
+    @property
+    def spec(self) -> catalog.ModelSpec:
+        return catalog.get(self.model)
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
 
     def run_dirs(self) -> list[Path]:
-        from . import config
-
-        return [config.RUNS_DIR / n for n in self.run_names()]
+        return self.spec.candidate_dirs()
 
     def find_run(self) -> Path | None:
-        """The first default run folder that holds weights, or None."""
-        for d in self.run_dirs():
-            if d.is_dir() and self.has_weights(d):
-                return d
-        return None
+        return self.spec.find_run()
 
     def missing_message(self, looked_in=None) -> str:
-        if self.load is None:
-            return f"{self.title} cannot age photos yet: {self.not_ready}"
-        from . import config
-
         where = ", ".join(str(d) for d in (looked_in or self.run_dirs()))
         smoke = " (with SMOKE=1 for a tiny model in a minute)" if config.SMOKE else ""
-        return (f"No trained {self.title} yet (looked in {where}). Train it in notebook {self.notebook}, "
-                f"or run `{self.train_command}`{smoke}; then come back here.")
+        return (f"No trained {self.title} yet (looked in {where}). Train it in notebook {self.spec.notebook}, "
+                f"or run `{self.spec.command}`{smoke}; then come back here.")
 
 
-#: The models that can age a photo, by name.
-AGERS: dict[str, AgerSpec] = {}
-
-
-def register_ager(spec: AgerSpec) -> AgerSpec:
-    """Add (or replace) a model in :data:`AGERS`."""
-    AGERS[spec.name] = spec
-    return spec
-
-
-register_ager(AgerSpec(
-    "cyclegan", CycleGANAger.title, "03_cyclegan.ipynb", "python -m helpers.train cyclegan",
-    _run_names("CYCLEGAN", "CYCLEGAN_CPU"), _load_cyclegan, _has_cyclegan))
-register_ager(AgerSpec(
-    "agegan", AgeGANAger.title, "06_age_modulated_gan.ipynb", "python -m helpers.train agegan",
-    _run_names("AGEGAN"), _load_agegan))
-register_ager(AgerSpec(
-    "cdcgan", "encoder + conditional DCGAN", "05_encoder.ipynb", "python -m helpers.train encoder",
-    _run_names("ENCODER"),
-    lambda run_dir, device: __import__("helpers.encoder", fromlist=["load_ager"]).load_ager(run_dir, device)))
+#: The models that can age a photo, by ager name.
+AGERS: dict[str, AgerSpec] = {a.name: a for a in [
+    AgerSpec("cyclegan", "cyclegan", _cyclegan_ager),
+    AgerSpec("agegan", "agegan", _agegan_ager),
+    AgerSpec("cdcgan", "encoder", _encoder_ager),
+]}
 
 
 def load_ager(name: str, run_dir=None, device=None) -> Ager:
@@ -390,25 +325,23 @@ def load_ager(name: str, run_dir=None, device=None) -> Ager:
 
     Raises :class:`NoTrainedModel`, whose message names the notebook and the command that train it.
     """
-    from .training import pick_device
-
     if name not in AGERS:
         raise NoTrainedModel(f"There is no model {name!r}; choose from {', '.join(AGERS)}.")
     spec = AGERS[name]
-    if spec.load is None:
-        raise NoTrainedModel(spec.missing_message())
     if run_dir is not None:
         run_dir = Path(run_dir).expanduser()
-        if not (run_dir.is_dir() and spec.has_weights(run_dir)):
+        if not (run_dir.is_dir() and spec.spec.is_trained(run_dir)):
             raise NoTrainedModel(spec.missing_message([run_dir]))
     else:
         run_dir = spec.find_run()
         if run_dir is None:
             raise NoTrainedModel(spec.missing_message())
     try:
-        return spec.load(run_dir, pick_device(device))
+        return spec.make(run_dir, pick_device(device))
     except FileNotFoundError:
         raise NoTrainedModel(spec.missing_message([run_dir])) from None
+    except ValueError as err:  # the folder holds another model's checkpoint
+        raise NoTrainedModel(f"{err}; give the {spec.title}'s run folder") from None
 
 
 def available_agers(names=None, device=None, verbose: bool = True) -> dict[str, Ager]:
@@ -460,8 +393,6 @@ def age_all(face: np.ndarray, agers: dict[str, Ager], size: int = CROP_SIZE) -> 
 
 def show_aged(results: dict[str, AgedFaces], face: np.ndarray | None = None, size: float = 1.8):
     """One row per model: the photo's crop, then the face at each of the model's targets. Returns the figure."""
-    import matplotlib.pyplot as plt
-
     if not results:
         fig, ax = plt.subplots(figsize=(3, 3))
         if face is not None:
@@ -509,8 +440,6 @@ def series_frames(face: np.ndarray, agers: dict[str, Ager], frames_between: int 
 def save_results(face: np.ndarray, results: dict[str, AgedFaces], agers: dict[str, Ager], out_dir,
                  frames_between: int = 3, photo_with_boxes: np.ndarray | None = None) -> dict[str, Path]:
     """Write the crop, each model's strip and target pictures, and the GIFs to ``out_dir``; returns the paths."""
-    from .plots import save_image
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"face": save_image(face, out_dir / "face.png")}
@@ -528,15 +457,25 @@ def save_results(face: np.ndarray, results: dict[str, AgedFaces], agers: dict[st
 
 
 def age_slider(face: np.ndarray, agers: dict[str, Ager], frames_between: int = 3, size: int = CROP_SIZE):
-    """An ipywidgets slider over the ages; every model's face at that age side by side. Returns the widget."""
-    import io
+    """An ipywidgets slider over the ages; every model's face at that age side by side. Returns the widget.
 
-    import ipywidgets as widgets
-    from PIL import Image
-
+    Without ipywidgets (or where widgets cannot be used) it falls back to a plain figure: the
+    frames in one strip, youngest first, which shows the same ages without the slider.
+    """
+    try:
+        import ipywidgets as widgets  # noqa: PLC0415 -- optional: the slider falls back to a strip without it
+    except ImportError:
+        widgets = None
     if not agers:
-        return widgets.HTML("<b>No trained model yet</b>: train one in notebook 03 or 06 first (see above).")
+        message = "No trained model yet: train one in notebook 03 or 06 first (see above)."
+        return widgets.HTML(f"<b>{message}</b>") if widgets else print(message)
     frames, labels = series_frames(face, agers, frames_between, size)
+    if widgets is None:
+        print("ipywidgets is not installed: showing every age in one strip instead of a slider")
+        fig, ax = plt.subplots(figsize=(min(2.0 * len(frames), 20), 2.6))
+        ax.imshow(strip(frames, labels))
+        ax.set_axis_off()
+        return fig
 
     def png(i: int) -> bytes:
         buf = io.BytesIO()
@@ -573,9 +512,14 @@ def upload_photo():
 # --------------------------------------------------------------------------- command line
 
 
+EXIT_PHOTO, EXIT_USAGE, EXIT_NO_MODEL = 1, 2, 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers.age_photo",
-                                description="Age the face in a photo with every trained model of the course.")
+                                description="Age the face in a photo with every trained model of the course.",
+                                epilog="exit codes: 0 done; 1 the photo cannot be used (no face, not an image ...); "
+                                       "2 usage error; 3 no trained model could age it")
     p.add_argument("photo", nargs="?", help="the photo (JPEG, PNG ...); leave out with --example")
     p.add_argument("--example", action="store_true", help="use the example photo that ships with scikit-image")
     p.add_argument("--model", default="all", help=f"all, or one or more of {', '.join(AGERS)} (comma-separated)")
@@ -589,31 +533,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.smoke and os.environ.get("SMOKE") != "1":
-        os.environ["SMOKE"] = "1"
-        import importlib
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.smoke and not config.SMOKE:  # a fresh process reads the smoke sizes; no module reload
+        import os  # noqa: PLC0415
+        import subprocess  # noqa: PLC0415
 
-        from . import config
-
-        importlib.reload(config)
+        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--smoke"]
+        return subprocess.run([sys.executable, "-m", "helpers.age_photo", *rest],
+                              env={**os.environ, "SMOKE": "1"}).returncode
     if args.photo is None and not args.example:
-        print("Give a photo (python -m helpers.age_photo me.jpg) or --example for the example photo.")
-        return 2
+        parser.error("give a photo (python -m helpers.age_photo me.jpg) or --example for the example photo")
     names = list(AGERS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
     unknown = [n for n in names if n not in AGERS]
     if unknown:
-        print(f"Unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(AGERS)}.")
-        return 2
+        parser.error(f"unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(AGERS)}")
     if args.run_dir and len(names) != 1:
-        print("--run-dir needs exactly one --model.")
-        return 2
+        parser.error("--run-dir needs exactly one --model")
     try:
         photo = faces.example_photo() if args.photo is None else args.photo
         found = faces.find_face(photo, choose=args.choose)
     except PhotoError as err:
-        print(f"Cannot use this photo: {err}")
-        return 1
+        print(f"Cannot use this photo: {err}", file=sys.stderr)
+        return EXIT_PHOTO
     agers = {}
     for name in names:
         try:
@@ -625,8 +567,8 @@ def main(argv=None) -> int:
     boxes = faces.draw_faces(found.photo, found.boxes, found.index)
     if not agers:
         faces_paths = save_results(found.crop, {}, {}, out, photo_with_boxes=boxes)
-        print(f"No model could age the photo. The crop is in {faces_paths['face']}.")
-        return 3
+        print(f"No model could age the photo. The crop is in {faces_paths['face']}.", file=sys.stderr)
+        return EXIT_NO_MODEL
     results = age_all(found.crop, agers)
     paths = save_results(found.crop, results, agers, out, args.frames_between, photo_with_boxes=boxes)
     if len(agers) > 1:

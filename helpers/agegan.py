@@ -74,24 +74,36 @@ head on real faces) and ``acc_fake`` (the age head reading the *target* group in
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from .cyclegan import LSGANLoss, ResidualBlock, count_parameters, init_weights, make_scheduler
-from .training import Precision, Trainable, load_trained
-from .metrics import PUBLISHED_SEED001
+from . import config
+from .cache import build_cache
+from .plots import denormalize
+from .layers import ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1, count_parameters, init_weights, make_scheduler
+from .metrics import PUBLISHED_SEED001, accuracy, train_group_classifier
+from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split, show_indices
+from .splits import group_names, group_ranges
+from .toyfaces import MAX_AGE, render_face
+from .training import Precision, Trainable, load_trained, pick_device, seed_everything
+
+#: The age terms are a weighted cross-entropy, the cycle and identity terms a weighted L1 (:mod:`helpers.layers`).
+AgeClassificationLoss, L1Loss = ClassificationLoss, WeightedL1
 
 __all__ = [
     "AdaIN", "AgeModulator", "Encoder", "Decoder", "AgeGenerator", "AgeDiscriminator", "AgeGAN",
     "AgeClassificationLoss", "L1Loss", "random_targets", "as_condition", "translate", "age_grid",
     "show_age_grid", "load_generator", "LOSS_GROUPS", "SEED001_RESULTS", "group_mid_ages",
-    "toy_ground_truth", "AgeProbe", "train_age_probe", "probe_accuracy", "count_parameters",
-    "group_labels", "show_indices", "AgeGANRun", "setup_agegan", "evaluate_toy",
+    "toy_ground_truth", "count_parameters", "group_labels", "show_indices", "AgeGANRun", "setup_agegan",
+    "evaluate_toy", "default_settings",
 ]
 
 # --------------------------------------------------------------------------- conditions
@@ -337,28 +349,6 @@ class AgeDiscriminator(nn.Module):
 # --------------------------------------------------------------------------- losses
 
 
-class AgeClassificationLoss(nn.Module):
-    """``weight`` x cross-entropy between age-group logits and the wanted groups (float32 under AMP)."""
-
-    def __init__(self, weight: float = 1.0):
-        super().__init__()
-        self.weight = float(weight)
-
-    def forward(self, logits: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        return self.weight * F.cross_entropy(logits.float(), groups)
-
-
-class L1Loss(nn.Module):
-    """``weight`` x mean absolute error; the cycle term (``|G(G(x, t), s) - x|``) and the identity term (``|G(x, s) - x|``)."""
-
-    def __init__(self, weight: float = 10.0):
-        super().__init__()
-        self.weight = float(weight)
-
-    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.weight * F.l1_loss(output.float(), target.float())
-
-
 # --------------------------------------------------------------------------- the model
 
 #: Panels for :func:`helpers.plots.plot_losses`: seed 001's cumulative curve, then each player's terms.
@@ -380,91 +370,49 @@ class AgeGAN(Trainable):
 
     name = "agegan"
 
-    def __init__(
-        self,
-        n_groups: int = 6,
-        image_size: int = 128,
-        ngf: int = 32,
-        ndf: int = 32,
-        n_enc_blocks: int = 2,
-        n_dec_blocks: int = 2,
-        style_dim: int = 128,
-        upsample: str = "transposed",
-        residual: bool = False,
-        n_layers_D: int = 4,
-        per_group_D: bool = False,
-        generators: int = 1,
-        lambda_age: float = 1.0,
-        lambda_age_D: float = 1.0,
-        lambda_cycle: float = 10.0,
-        lambda_identity: float = 5.0,
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        lr_policy: str = "linear",
-        n_epochs_constant: int = 10,
-        n_epochs_decay: int = 10,
-        group_edges: tuple | list | None = None,
-        device="cpu",
-        precision: Precision | None = None,
-        seed: int = 0,
-    ):
-        if image_size % 4 or image_size < 2**n_layers_D:
-            raise ValueError(f"image_size {image_size} must be a multiple of 4 and at least 2**n_layers_D = {2**n_layers_D}")
+    def __init__(self, settings=None, *, device="cpu", precision: Precision | None = None, **changes):
+        s = replace(settings or config.AGEGAN_CPU, **changes)  # e.g. AgeGAN(ngf=8) for a quick experiment
+        n_groups, n_layers_D, generators, ngf, seed = len(s.group_edges), s.n_layers_D, s.generators, s.ngf, s.seed
+        if s.image_size % 4 or s.image_size < 2**n_layers_D:
+            raise ValueError(f"image_size {s.image_size} must be a multiple of 4 and at least 2**n_layers_D = {2**n_layers_D}")
         if generators not in (1, 2):
             raise ValueError(f"generators must be 1 (one shared generator) or 2 (seed 001's forward + restoring), not {generators}")
         if n_groups < 2:
             raise ValueError("at least two age groups are needed")
+        self.settings = s
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device)
         self.n_groups = n_groups
-        self.config = dict(n_groups=n_groups, image_size=image_size, ngf=ngf, ndf=ndf, n_enc_blocks=n_enc_blocks,
-                           n_dec_blocks=n_dec_blocks, style_dim=style_dim, upsample=upsample, residual=residual,
-                           n_layers_D=n_layers_D, per_group_D=per_group_D, generators=generators, lambda_age=lambda_age, lambda_age_D=lambda_age_D,
-                           lambda_cycle=lambda_cycle, lambda_identity=lambda_identity, lr=lr, beta1=beta1,
-                           beta2=beta2, lr_policy=lr_policy, n_epochs_constant=n_epochs_constant,
-                           n_epochs_decay=n_epochs_decay,
-                           group_edges=None if group_edges is None else [int(e) for e in group_edges])
+        self.config = {**config.model_config(s), "n_groups": n_groups}
         torch.manual_seed(seed)  # the same seed gives the same starting weights
 
         def build(net):  # weights already initialised
             return self.precision.prepare(net.to(self.device))
 
-        gen = dict(n_groups=n_groups, ngf=ngf, n_enc_blocks=n_enc_blocks, n_dec_blocks=n_dec_blocks, style_dim=style_dim,
-                   upsample=upsample, residual=residual)
+        gen = dict(n_groups=n_groups, ngf=ngf, n_enc_blocks=s.n_enc_blocks, n_dec_blocks=s.n_dec_blocks,
+                   style_dim=s.style_dim, upsample=s.upsample, residual=s.residual)
         self.G = build(init_weights(AgeGenerator(**gen)).start_as_identity())
         self.networks = {"G": self.G}
         # The generator that takes the fakes back to their source age: the same one, or a second (seed 001).
         self.G_back = self.G
         if generators == 2:
             self.G_back = self.networks["G_back"] = build(init_weights(AgeGenerator(**gen)).start_as_identity())
-        self.D = self.networks["D"] = build(init_weights(AgeDiscriminator(n_groups, ndf, n_layers_D, per_group_D)))
+        self.D = self.networks["D"] = build(init_weights(AgeDiscriminator(n_groups, s.ndf, n_layers_D, s.per_group_D)))
 
         g_params = [p for k, net in self.networks.items() if k != "D" for p in net.parameters()]
-        self.opt_G = torch.optim.Adam(g_params, lr=lr, betas=(beta1, beta2))
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr, betas=(beta1, beta2))
+        self.opt_G = torch.optim.Adam(g_params, lr=s.lr, betas=(s.beta1, 0.999))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=s.lr, betas=(s.beta1, 0.999))
         self.optimizers = {"G": self.opt_G, "D": self.opt_D}
-        self.schedulers = {k: make_scheduler(o, lr_policy, n_epochs_constant, n_epochs_decay)
+        self.schedulers = {k: make_scheduler(o, s.lr_policy, s.n_epochs_constant, s.n_epochs_decay)
                            for k, o in self.optimizers.items()}
 
         self.gan_loss = LSGANLoss()
-        self.age_loss_D = AgeClassificationLoss(lambda_age_D)
-        self.age_loss = AgeClassificationLoss(lambda_age)
-        self.cycle_loss = L1Loss(lambda_cycle)
-        self.identity_loss = L1Loss(lambda_identity)
+        self.age_loss_D = ClassificationLoss(s.lambda_age_D)
+        self.age_loss = ClassificationLoss(s.lambda_age)
+        self.cycle_loss = WeightedL1(s.lambda_cycle)
+        self.identity_loss = WeightedL1(s.lambda_identity)
         # Targets come from their own random generator, so checkpoints can carry its state.
         self.target_rng = torch.Generator().manual_seed(seed + 1)
-
-    @classmethod
-    def from_settings(cls, s, image_size: int | None = None, device="cpu", precision: Precision | None = None) -> "AgeGAN":
-        """Build from a :class:`helpers.config.AgeGANSettings` (``image_size`` overrides the settings')."""
-        return cls(n_groups=len(s.group_edges), image_size=image_size or s.image_size, ngf=s.ngf, ndf=s.ndf,
-                   n_enc_blocks=s.n_enc_blocks, n_dec_blocks=s.n_dec_blocks, style_dim=s.style_dim,
-                   upsample=s.upsample, residual=s.residual, n_layers_D=s.n_layers_D, per_group_D=s.per_group_D, generators=s.generators, lambda_age=s.lambda_age,
-                   lambda_age_D=s.lambda_age_D, lambda_cycle=s.lambda_cycle, lambda_identity=s.lambda_identity,
-                   lr=s.lr, beta1=s.beta1, lr_policy=s.lr_policy, n_epochs_constant=s.n_epochs_constant,
-                   n_epochs_decay=s.n_epochs_decay, group_edges=s.group_edges, device=device,
-                   precision=precision, seed=s.seed)
 
     def train_step(self, batch) -> dict:
         real, source = batch  # faces in [-1, 1] and their age groups
@@ -579,9 +527,6 @@ def show_age_grid(grid: torch.Tensor, group_names=None, truth: torch.Tensor | No
     faces allow) every face gets a second row with the ground truth under the model's faces.
     Returns the figure.
     """
-    import matplotlib.pyplot as plt
-
-    from .plots import denormalize
 
     n, cols = grid.shape[0], grid.shape[1]
     names = list(group_names) if group_names is not None else [f"group {k}" for k in range(cols - 1)]
@@ -618,10 +563,14 @@ def load_generator(run_dir, device="cpu", which: str = "G") -> AgeGenerator:
     ``group_edges`` (lower edges of the age groups, when the run recorded them) and ``config``.
     """
     state, _ = load_trained(run_dir, AgeGAN.name, "python -m helpers.train agegan")
-    c = state["config"]
+    return generator_from(state["config"], state["networks"][which], device)
+
+
+def generator_from(c: dict, weights: dict, device="cpu") -> AgeGenerator:
+    """An :class:`AgeGenerator` rebuilt from a checkpoint's config ``c`` with ``weights``, in eval mode."""
     G = AgeGenerator(c["n_groups"], c["ngf"], c["n_enc_blocks"], c["n_dec_blocks"], c["style_dim"],
                      c.get("upsample", "transposed"), c.get("residual", False))
-    G.load_state_dict(state["networks"][which])
+    G.load_state_dict(weights)
     G.group_edges = c.get("group_edges")
     G.config = c
     return G.to(device).eval()
@@ -647,10 +596,6 @@ def toy_ground_truth(table: pd.DataFrame, group_edges, size: int) -> torch.Tenso
     Returns uint8 ``(N, K, 3, size, size)``: what a perfect model would output, since the toy
     painter can draw the same person, in the same photo, at any age.
     """
-    from PIL import Image
-
-    from .toyfaces import MAX_AGE, render_face
-
     if not {"identity", "variant"} <= set(table.columns):
         raise ValueError("ground truth needs the toy faces' identity and variant columns")
     ages = group_mid_ages(group_edges, MAX_AGE)
@@ -662,61 +607,6 @@ def toy_ground_truth(table: pd.DataFrame, group_edges, size: int) -> torch.Tenso
     return torch.from_numpy(out).permute(0, 1, 4, 2, 3).contiguous()
 
 
-class AgeProbe(nn.Module):
-    """A tiny CNN that guesses the age group of a face: a quick, independent judge of the generated ages.
-
-    It stands in until notebook 07's age classifier exists: trained on *real* faces only, it
-    has never seen the generator's output, unlike the discriminator's age head.
-    """
-
-    def __init__(self, n_groups: int, width: int = 16):
-        super().__init__()
-        layers, c = [], 3
-        for n in range(4):
-            layers += [nn.Conv2d(c, width * 2**n, 3, 2, 1), nn.BatchNorm2d(width * 2**n), nn.ReLU(True)]
-            c = width * 2**n
-        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_groups))
-
-    def forward(self, x):
-        return self.net(x)
-
-
-def train_age_probe(images: torch.Tensor, groups, n_groups: int, steps: int = 300, batch_size: int = 64,
-                    lr: float = 2e-3, seed: int = 0, device="cpu") -> AgeProbe:
-    """Train an :class:`AgeProbe` on real faces (uint8 ``(N, 3, H, W)``) and their groups; returns it in eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    probe = AgeProbe(n_groups).to(device)
-    opt = torch.optim.Adam(probe.parameters(), lr=lr)
-    x_all = torch.as_tensor(images)
-    y_all = torch.as_tensor(np.asarray(groups), dtype=torch.long)
-    probe.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x_all), (min(batch_size, len(x_all)),), generator=g)
-        x = x_all[idx].to(device).float().div(127.5).sub(1.0)
-        flip = torch.rand(len(x), generator=g) < 0.5
-        x[flip] = x[flip].flip(-1)
-        loss = F.cross_entropy(probe(x), y_all[idx].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return probe.eval()
-
-
-@torch.no_grad()
-def probe_accuracy(probe: AgeProbe, images: torch.Tensor, groups, batch_size: int = 256) -> float:
-    """The fraction of faces (uint8 or [-1, 1] float) whose group the probe reads as ``groups``."""
-    device = next(probe.parameters()).device
-    x_all = torch.as_tensor(images)
-    y_all = torch.as_tensor(np.asarray(groups), dtype=torch.long)
-    hits = 0
-    for x, y in zip(x_all.split(batch_size), y_all.split(batch_size)):
-        x = x.to(device)
-        x = x.float().div(127.5).sub(1.0) if x.dtype == torch.uint8 else x.float()
-        hits += int((probe(x).argmax(1).cpu() == y).sum())
-    return hits / max(1, len(y_all))
-
-
 # --------------------------------------------------------------------------- data and setup
 
 
@@ -726,105 +616,88 @@ def group_labels(ages, group_edges) -> np.ndarray:
     return np.searchsorted(edges, np.asarray(ages), side="right") - 1
 
 
-def show_indices(groups, n: int) -> list[int]:
-    """``n`` indices that walk through the source groups in turn (group 0's first face, group 1's first ...)."""
-    groups = np.asarray(groups)
-    by_group = [list(np.flatnonzero(groups == k)) for k in range(int(groups.max()) + 1)]
-    picked = []
-    while len(picked) < min(n, len(groups)):
-        for members in by_group:
-            if members and len(picked) < n:
-                picked.append(int(members.pop(0)))
-    return picked
+def default_settings(device="cpu", source: str = "toy"):
+    """:data:`helpers.config.AGEGAN` (128 px) for real faces on a CUDA GPU, :data:`helpers.config.AGEGAN_CPU` (64 px) otherwise."""
+    return config.AGEGAN if torch.device(device).type == "cuda" and source != "toy" else config.AGEGAN_CPU
 
 
-class AgeGANRun:
-    """Everything :func:`setup_agegan` builds: settings, device, the model, the training and test faces, trainer, snapshots."""
+class AgeGANRun(Run):
+    """Everything :func:`setup_agegan` builds (see :class:`helpers.runs.Run`).
 
-    def __init__(self, **parts):
-        self.__dict__.update(parts)
+    Also: ``cache`` and ``labels`` (the training faces and their groups), ``groups`` /
+    ``group_names``, ``image_size``, the test side (``test_images``, ``test_groups``,
+    ``test_table``) and the faces shown in every grid (``show``, ``show_images``).
+    """
 
-    def train(self, epochs: int | None = None, steps: int | None = None):
-        """Train to ``epochs`` (default: the settings' epochs) or ``steps`` in total; returns the history."""
-        if epochs is None and steps is None:
-            epochs = self.settings.epochs
-        return self.trainer.fit(epochs=epochs, steps=steps)
+    loss_groups = LOSS_GROUPS
+
+    def describe(self) -> str:
+        return (f"{len(self.cache):,} training faces at {self.image_size}px in {len(self.groups)} age groups "
+                f"({', '.join(self.group_names)}); " + super().describe())
 
     def grid(self, n: int | None = None) -> torch.Tensor:
         """The fixed test faces at every age group (:func:`age_grid`)."""
         return self.gan.age_grid(self.show_images[:n])
 
+    def truth(self):
+        """The shown toy faces drawn at every group's middle age (None on real faces)."""
+        if self.source != "toy":
+            return None
+        return toy_ground_truth(self.test_table.iloc[self.show], self.settings.group_edges, self.image_size)
 
-def setup_agegan(settings=None, data: str = "toy", data_path=None, device=None, run_dir=None, image_size=None,
+    def figures(self) -> dict:
+        fig = show_age_grid(self.grid(), self.group_names, truth=self.truth(), title=f"{self.trainer.step} steps")
+        return {"age_grid": fig}
+
+    def metrics(self) -> dict:
+        return evaluate_toy(self) if self.source == "toy" else {}
+
+
+def setup_agegan(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                  max_images: int | None = None, resume: bool = True, progress: bool = True,
                  verbose: bool = True) -> AgeGANRun:
     """Data, model, trainer and age-grid snapshots for an AgeGAN run, resumed from ``run_dir`` if it has one.
 
-    The training faces are the train side of the course's fixed split with their age groups;
-    the test side is kept (``run.test_images``, ``run.test_groups``, ``run.test_table``) for the
-    results, and ``settings.n_show`` test faces from every group in turn are drawn at every age
-    into ``samples/`` every ``sample_every`` steps. The notebook and ``python -m helpers.train
-    agegan`` both call this.
+    ``data``: the face source (default: the course's, ``config.DATA_SOURCE``). The training faces
+    are the train side of the course's fixed split with their age groups; the test side is kept
+    (``run.test_images``, ``run.test_groups``, ``run.test_table``) for the results, and
+    ``settings.n_show`` test faces from every group in turn are drawn at every age into
+    ``samples/`` every ``sample_every`` steps. ``settings`` default: :func:`default_settings`
+    for the device and the source. The notebook and ``python -m helpers.train agegan`` both call this.
     """
-    from . import config
-    from .cache import BatchLoader, build_cache
-    from .sources import choose_source, load_faces
-    from .splits import group_names, group_ranges, train_test_split
-    from .train import face_loader
-    from .training import Snapshots, Trainer, pick_device, seed_everything
-
-    s = settings or config.AGEGAN
-    if data == "auto":
-        data, _ = choose_source(data_path)
-    size = int(image_size or (s.toy_image_size if data == "toy" else s.image_size))
     device = pick_device(device)
+    source, train_df, test_df = load_split(data, data_path, max_images, verbose)
+    s = settings or default_settings(device, source)
     seed_everything(s.seed)
     precision = Precision(device)
     groups = group_ranges(s.group_edges)
+    size = s.image_size
 
-    # Training faces: the course's loader, then the age group of each as its label.
-    loader, cache = face_loader(data, data_path, size, s.batch_size, "cpu", seed=s.seed, max_images=max_images,
-                                verbose=verbose)
-    labels = group_labels(cache.table["age"], s.group_edges)
-    if (labels < 0).any():
-        cache = cache.subset(labels >= 0)
-        labels = labels[labels >= 0]
-    del loader
-    loader = BatchLoader(cache, s.batch_size, labels=labels, device=device, flip=True, seed=s.seed,
-                         memory_format=precision.memory_format)
+    def labels_of(ages):
+        return group_labels(ages, s.group_edges)
 
-    # Test faces (never trained on), for the grids and the results.
-    faces = load_faces(data, path=data_path, verbose=False, max_images=max_images)
-    _, test_df = train_test_split(faces, config.DATA.test_fraction, config.DATA.split_seed)
-    test_cache = build_cache(test_df, size, verbose=False)
-    test_groups = group_labels(test_cache.table["age"], s.group_edges)
-    if (test_groups < 0).any():
-        test_cache = test_cache.subset(test_groups >= 0)
-        test_groups = test_groups[test_groups >= 0]
+    cache, labels = labelled_cache(train_df, size, labels_of, verbose=verbose)
+    test_cache, test_groups = labelled_cache(test_df, size, labels_of)
     test_images = test_cache.tensor()
     show = show_indices(test_groups, s.n_show)
-
-    gan = AgeGAN.from_settings(s, image_size=size, device=device, precision=precision)
-    run_dir = Path(run_dir) if run_dir is not None else config.RUNS_DIR / s.run_name
-    trainer = Trainer(gan, loader, run_dir, config={"data": data, "batch_size": loader.batch_size},
-                      checkpoint_every=s.checkpoint_every, resume=resume, progress=progress)
-    show_images = test_images[show]
-    snapshots = Snapshots(lambda: gan.age_grid(show_images).flatten(0, 1), run_dir / "samples", nrow=len(groups) + 1)
-    trainer.every(s.sample_every, snapshots)
-    if trainer.step == 0:
-        snapshots(trainer)  # the untrained generator: the animation's first frame
-    return AgeGANRun(settings=s, device=device, gan=gan, loader=loader, cache=cache, labels=labels,
-                     groups=groups, group_names=group_names(groups), image_size=size, data=data,
-                     test_images=test_images, test_groups=test_groups, test_table=test_cache.table,
-                     show=show, show_images=show_images, trainer=trainer, snapshots=snapshots, run_dir=run_dir)
+    loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed, labels=labels)
+    gan = AgeGAN(s, device=device, precision=precision)
+    run = AgeGANRun(s, device, source, gan, loader, run_dir or default_run_dir(s.run_name, source),
+                    cache=cache, labels=labels, groups=groups, group_names=group_names(groups), image_size=size,
+                    test_images=test_images, test_groups=test_groups, test_table=test_cache.table,
+                    show=show, show_images=test_images[show])
+    return run.start(lambda: gan.age_grid(run.show_images).flatten(0, 1), nrow=len(groups) + 1,
+                     resume=resume, progress=progress)
 
 
 def evaluate_toy(run: AgeGANRun, n_faces: int | None = None, probe_steps: int | None = None, verbose: bool = True) -> dict:
     """Two quick checks that the ages follow the requested group, on toy test faces.
 
-    - ``probe_*``: an :class:`AgeProbe` trained on the real *training* faces reads the group of
-      real test faces (``probe_real``, its own accuracy) and of the test faces translated to
-      every other group (``probe_fake``: how often it reads the requested group);
+    - ``probe_*``: a small age-group classifier (:func:`helpers.metrics.train_group_classifier`)
+      trained on the real *training* faces reads the group of real test faces (``probe_real``,
+      its own accuracy) and of the test faces translated to every other group (``probe_fake``:
+      how often it reads the requested group). It has never seen the generator's output, unlike
+      the discriminator's age head;
     - ``l1_*``: mean absolute pixel error (0..2 scale) against the ground truth, the same toy
       person drawn at the target group's middle age: for the translated faces (``l1_model``)
       and, as a baseline, for the unchanged input (``l1_input``). A model that ages well has
@@ -840,8 +713,8 @@ def evaluate_toy(run: AgeGANRun, n_faces: int | None = None, probe_steps: int | 
     x, src = run.test_images[idx], np.asarray(run.test_groups)[idx]
     target = (src + 1 + np.arange(n) % (K - 1)) % K  # every face to one other group, all pairs covered
     fake = run.gan.translate(x, torch.as_tensor(target))
-    probe = train_age_probe(run.cache.tensor(), run.labels, K, steps=probe_steps)
-    out = {"faces": n, "probe_real": probe_accuracy(probe, x, src), "probe_fake": probe_accuracy(probe, fake, target)}
+    probe = train_group_classifier(run.cache, run.labels, K, steps=probe_steps, seed=run.settings.seed)
+    out = {"faces": n, "probe_real": accuracy(probe, x, src), "probe_fake": accuracy(probe, fake, target)}
     if {"identity", "variant"} <= set(run.test_table.columns):
         truth = toy_ground_truth(run.test_table.iloc[idx], run.settings.group_edges, run.image_size)
         truth_t = truth[torch.arange(n), torch.as_tensor(target)].float().div(127.5).sub(1.0)

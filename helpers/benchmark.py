@@ -18,6 +18,7 @@ benchmarks (training throughput) are added by the model modules.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -26,13 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from PIL import Image
+
+from . import cache as cache_mod
+from . import cyclegan, toyfaces
+from .training import Precision, pick_device
 
 
 def _plain_decode(paths, size: int):
     """The plain way: what a naive Dataset.__getitem__ does for every image of every epoch."""
-    import torch
-    from PIL import Image
-
     for p in paths:
         with Image.open(p) as im:
             im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
@@ -41,9 +45,6 @@ def _plain_decode(paths, size: int):
 
 
 def bench_data(args) -> dict:
-    from . import cache as cache_mod
-    from . import toyfaces
-
     workers = args.workers or os.cpu_count() or 1
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,23 +111,13 @@ def bench_cyclegan(args) -> dict:
     float32, batch 1, every face decoded from its JPEG with PIL, resized, cropped and flipped
     per sample in a Dataset read through a DataLoader. Both run the same training step.
     """
-    import dataclasses
-
-    import torch
-    from PIL import Image
-
-    from . import cache as cache_mod
-    from . import cyclegan, toyfaces
-    from .training import Precision, pick_device
-
     device = pick_device(args.device)
     s = cyclegan.default_settings(device)
     args.batch = args.batch or s.batch_size  # the device's own setting: 8 on a GPU, 1 on a CPU
     size = args.size or s.image_size
     load = max(size, round(size * 1.125))
-    arch = dict(generator=args.generator or s.generator, ngf=args.ngf or s.ngf, ndf=args.ndf or s.ndf,
-                n_blocks=args.n_blocks or s.n_blocks, residual=s.residual, n_layers_D=s.n_layers_D,
-                lambda_identity=s.lambda_identity)
+    arch = dataclasses.replace(s, image_size=size, generator=args.generator or s.generator, ngf=args.ngf or s.ngf,
+                               ndf=args.ndf or s.ndf, n_blocks=args.n_blocks or s.n_blocks)
 
     class PlainPairs(torch.utils.data.Dataset):
         """The plain way: decode, resize, crop and flip one young and one old JPEG per item."""
@@ -183,7 +174,8 @@ def bench_cyclegan(args) -> dict:
             young = toy["age"] <= 35
             paths_a, paths_b = toy.loc[young, "path"].tolist(), toy.loc[~young, "path"].tolist()
             what = "toy-face JPEGs"
-        print(f"CycleGAN training step at {size}px ({load}px crops), {arch}, on {device}; "
+        print(f"CycleGAN training step at {size}px ({load}px crops), {arch.generator} generator, ngf {arch.ngf}, "
+          f"{arch.n_blocks} blocks, ndf {arch.ndf}, identity loss {arch.lambda_identity}, on {device}; "
               f"{len(paths_a)} + {len(paths_b)} {what}\n")
 
         # The course's way.
@@ -193,7 +185,7 @@ def bench_cyclegan(args) -> dict:
         loaders = [cache_mod.BatchLoader(c, args.batch, device=device, crop=size, flip=True, seed=i,
                                          memory_format=precision.memory_format) for i, c in enumerate(caches)]
         torch.manual_seed(0)
-        fast = cyclegan.CycleGAN(size, **arch, device=device, precision=precision, compile=args.compile)
+        fast = cyclegan.CycleGAN(arch, device=device, precision=precision, compile=args.compile)
         warm = args.warmup if args.warmup is not None else (10 if args.compile else 2)
         dt = timed(fast, forever(cyclegan.UnpairedBatches(*loaders)), warm, args.steps)
         fast_rate = args.steps * args.batch / dt
@@ -205,7 +197,7 @@ def bench_cyclegan(args) -> dict:
         torch.backends.cudnn.benchmark = False
         plain_precision = Precision(device, enabled=False, channels_last=False)
         torch.manual_seed(0)
-        plain = cyclegan.CycleGAN(size, **arch, device=device, precision=plain_precision)
+        plain = cyclegan.CycleGAN(arch, device=device, precision=plain_precision)
         loader = torch.utils.data.DataLoader(PlainPairs(paths_a, paths_b), batch_size=1, shuffle=True)
         on_device = ((a.to(device), b.to(device)) for a, b in forever(loader))
         plain_steps = args.plain_steps or args.steps

@@ -22,28 +22,30 @@ with two groups, 20-30 and 40-50, on IMDB-WIKI.
 :mod:`helpers.splits`), the *label grid* (the same noise with every label, seed 004's
 experiment), a measure of whether the label is obeyed (:func:`label_agreement`, with the age
 classifier of :mod:`helpers.metrics`), a generator frozen for inversion
-(:func:`frozen_generator`, used by notebook 05's encoder), and the headless command
-``python -m helpers.train cdcgan`` (``cdcgan-wide`` for the wider age gap).
+(:func:`frozen_generator`, used by notebook 05's encoder), and its run (:func:`setup_cdcgan`,
+trained headless by ``python -m helpers.train cdcgan``, ``cdcgan-wide`` for the wider age gap).
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import shutil
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import config
 from .dcgan import DCGAN, Generator
-from .training import Precision, load_trained
+from .metrics import accuracy, predict_groups, train_group_classifier
+from .plots import show_image_rows
+from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split
+from .splits import AgeRangeError, check_ranges, group_names
+from .training import Precision, load_trained, pick_device, seed_everything
 
 __all__ = ["ConditionalDCGAN", "CDCGANRun", "setup_cdcgan", "group_labels", "run_name_for", "label_agreement",
-           "evaluate", "frozen_generator", "load_generator", "show_image_rows", "run_cli"]
+           "evaluate", "frozen_generator", "load_generator", "show_image_rows", "show_label_grid"]
 
 
 class ConditionalDCGAN(DCGAN):
@@ -55,19 +57,16 @@ class ConditionalDCGAN(DCGAN):
 
     name = "cdcgan"
 
-    def __init__(self, groups=("20-30", "40-50"), n_show: int = 8, **kwargs):
-        from .splits import group_names
-
-        self.groups = group_names(groups)
-        super().__init__(n_classes=len(self.groups), n_samples=n_show, **kwargs)
+    def __init__(self, settings=None, *, groups=None, device="cpu", precision: Precision | None = None, **changes):
+        s = replace(settings or config.CDCGAN, **changes)
+        self.groups = group_names(groups or s.groups)
+        super().__init__(s, n_classes=len(self.groups), device=device, precision=precision)
         self.config["groups"] = list(self.groups)
         self.fixed_labels = None  # label grids draw the fixed noise with *every* label instead
 
-    @classmethod
-    def from_settings(cls, s, groups=None, device="cpu", precision: Precision | None = None) -> "ConditionalDCGAN":
-        """Build from a :class:`helpers.config.CDCGANSettings` (``groups`` default: ``s.groups``)."""
-        return cls(groups=groups or s.groups, n_show=s.n_show, nz=s.nz, ngf=s.ngf, ndf=s.ndf,
-                   image_size=s.image_size, lr=s.lr, beta1=s.beta1, device=device, precision=precision, seed=s.seed)
+    @staticmethod
+    def n_fixed(s) -> int:
+        return s.n_show  # one column of the label grid per fixed noise vector
 
     @torch.no_grad()
     def label_grid(self, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,8 +99,6 @@ class ConditionalDCGAN(DCGAN):
 
 def group_labels(ages, groups) -> np.ndarray:
     """The index of each age's group (0..K-1), -1 for ages in no group; refuses overlapping ranges."""
-    from .splits import check_ranges
-
     ranges = check_ranges(groups)
     ages = np.asarray(ages)
     out = np.full(len(ages), -1)
@@ -112,36 +109,35 @@ def group_labels(ages, groups) -> np.ndarray:
 
 def run_name_for(settings, groups=None) -> str:
     """The run folder's name: ``settings.run_name`` for the default groups, with the groups appended otherwise."""
-    from .splits import group_names
-
     names = group_names(groups or settings.groups)
     if names == group_names(settings.groups):
         return settings.run_name
     return settings.run_name + "_" + "_".join(re.sub(r"[^0-9+-]", "", n) for n in names)
 
 
-def _labelled_cache(cache, groups, what: str):
-    from .splits import AgeRangeError, group_names
-
-    labels = group_labels(cache.table["age"], groups)
-    counts = np.bincount(labels[labels >= 0], minlength=len(groups))
+def _labelled(df, size: int, groups, what: str):
+    cache, labels = labelled_cache(df, size, lambda ages: group_labels(ages, groups))
+    counts = np.bincount(labels, minlength=len(groups))
     empty = [n for n, c in zip(group_names(groups), counts) if c == 0]
     if empty:
         raise AgeRangeError(f"no {what} faces in age group(s) {', '.join(empty)}; choose other groups")
-    keep = labels >= 0
-    return cache.subset(keep), labels[keep]
+    return cache, labels
 
 
-class CDCGANRun:
-    """Everything :func:`setup_cdcgan` builds: settings, groups, model, training and test faces, trainer, snapshots."""
+class CDCGANRun(Run):
+    """Everything :func:`setup_cdcgan` builds (see :class:`helpers.runs.Run`).
 
-    def __init__(self, **parts):
-        self.__dict__.update(parts)
-        self._classifier = None
+    Also: ``groups`` / ``group_names``, ``cache`` and ``labels`` (training faces and their
+    groups), and the test side: ``test_cache``, ``test_images``, ``test_labels``.
+    """
 
-    def train(self, steps: int | None = None):
-        """Train until ``steps`` in all (default: the settings' steps); returns the loss history."""
-        return self.trainer.fit(steps=steps or self.settings.steps)
+    loss_groups = {"losses": ["loss_D", "loss_G"], "D outputs": ["D_x", "D_G_z"]}
+    _classifier = None
+
+    def describe(self) -> str:
+        counts = np.bincount(self.labels, minlength=len(self.groups))
+        return (f"groups {', '.join(f'{g}: {c:,}' for g, c in zip(self.group_names, counts))} training faces at "
+                f"{self.settings.image_size}px; " + super().describe())
 
     def label_grid(self, z=None) -> torch.Tensor:
         return self.gan.label_grid(z)
@@ -149,64 +145,47 @@ class CDCGANRun:
     def classifier(self, steps: int | None = None):
         """A :class:`helpers.metrics.GroupClassifier` trained on this run's real training faces (cached)."""
         if self._classifier is None:
-            from .metrics import train_group_classifier
-
             self._classifier = train_group_classifier(self.cache, self.labels, len(self.groups),
                                                       steps=steps or self.settings.classifier_steps,
                                                       seed=self.settings.seed, device=self.device,
                                                       group_names=self.group_names)
         return self._classifier
 
+    def figures(self) -> dict:
+        title = f"same noise, each label ({self.trainer.step} steps)"
+        return {"label_grid": show_label_grid(self.label_grid(), self.group_names, title=title)}
 
-def setup_cdcgan(settings=None, groups=None, data: str = "toy", data_path=None, device=None, run_dir=None,
+    def metrics(self) -> dict:
+        return evaluate(self)
+
+
+def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                  max_images: int | None = None, resume: bool = True, progress: bool = True,
                  verbose: bool = True) -> CDCGANRun:
     """Data, model, trainer and label-grid snapshots for a conditional DCGAN, resumed from ``run_dir`` if it has one.
 
     ``groups`` are age ranges (default: ``settings.groups``, the seed's 20-30 and 40-50); faces
-    outside every group are left out. The run folder defaults to ``RUNS_DIR / run_name_for(...)``
-    so that runs with different groups never collide. The test side of the course's split is kept
+    outside every group are left out. ``data``: the face source (default: the course's). The run
+    folder defaults to ``RUNS_DIR / run_name_for(...)`` (plus the source for real faces) so that
+    runs with different groups never collide. The test side of the course's split is kept
     (``run.test_images``, ``run.test_labels``) for the label-agreement check and for notebook 05.
     Notebook 04, notebook 05 and ``python -m helpers.train cdcgan`` all call this; a finished run
     is loaded, not retrained.
     """
-    from . import config
-    from .cache import BatchLoader, build_cache
-    from .sources import choose_source, load_faces
-    from .splits import group_names, train_test_split
-    from .train import face_loader
-    from .training import Snapshots, Trainer, pick_device, seed_everything
-
     s = settings or config.CDCGAN
     groups = tuple(group_names(groups or s.groups))
-    if data == "auto":
-        data, _ = choose_source(data_path)
     device = pick_device(device)
     seed_everything(s.seed)
     precision = Precision(device)
-
-    _, all_train = face_loader(data, data_path, s.image_size, s.batch_size, "cpu", seed=s.seed,
-                               max_images=max_images, verbose=verbose)
-    cache, labels = _labelled_cache(all_train, groups, "training")
-    loader = BatchLoader(cache, s.batch_size, labels=labels, device=device, flip=True, seed=s.seed,
-                         memory_format=precision.memory_format)
-
-    faces = load_faces(data, path=data_path, verbose=False, max_images=max_images)
-    _, test_df = train_test_split(faces, config.DATA.test_fraction, config.DATA.split_seed)
-    test_cache, test_labels = _labelled_cache(build_cache(test_df, s.image_size, verbose=False), groups, "test")
-
-    gan = ConditionalDCGAN.from_settings(s, groups, device=device, precision=precision)
-    run_dir = Path(run_dir) if run_dir is not None else config.RUNS_DIR / run_name_for(s, groups)
-    trainer = Trainer(gan, loader, run_dir, config={"data": data, "batch_size": loader.batch_size},
-                      checkpoint_every=s.checkpoint_every, resume=resume, progress=progress)
-    snapshots = Snapshots(lambda: gan.label_grid().flatten(0, 1), run_dir / "samples", nrow=s.n_show)
-    trainer.every(s.sample_every, snapshots)
-    if trainer.step == 0:
-        snapshots(trainer)
-    return CDCGANRun(settings=s, groups=groups, group_names=list(groups), device=device, data=data, gan=gan,
-                     loader=loader, cache=cache, labels=labels, test_cache=test_cache,
-                     test_images=test_cache.tensor(), test_labels=test_labels, trainer=trainer,
-                     snapshots=snapshots, run_dir=run_dir)
+    source, train_df, test_df = load_split(data, data_path, max_images, verbose)
+    cache, labels = _labelled(train_df, s.image_size, groups, "training")
+    test_cache, test_labels = _labelled(test_df, s.image_size, groups, "test")
+    loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed, labels=labels)
+    gan = ConditionalDCGAN(s, groups=groups, device=device, precision=precision)
+    run = CDCGANRun(s, device, source, gan, loader, run_dir or default_run_dir(run_name_for(s, groups), source),
+                    groups=groups, group_names=list(groups), cache=cache, labels=labels, test_cache=test_cache,
+                    test_images=test_cache.tensor(), test_labels=test_labels)
+    return run.start(lambda: gan.label_grid().flatten(0, 1), nrow=s.n_show, resume=resume, progress=progress)
 
 
 # --------------------------------------------------------------------------- is the label obeyed?
@@ -225,8 +204,6 @@ def label_agreement(gan: ConditionalDCGAN, classifier, n_per_group: int = 256, s
       i.e. the label alone changes the face's apparent age group. Chance: :math:`K!/K^K`
       (1/2 for two groups).
     """
-    from .metrics import predict_groups
-
     k = gan.n_classes
     asked = np.repeat(np.arange(k), n_per_group)
     pred = predict_groups(classifier, gan.generate(asked, seed=seed))
@@ -243,8 +220,6 @@ def label_agreement(gan: ConditionalDCGAN, classifier, n_per_group: int = 256, s
 
 def evaluate(run: CDCGANRun, n_per_group: int | None = None, verbose: bool = True) -> dict:
     """The classifier's accuracy on real test faces (its ceiling) and the generator's label agreement."""
-    from .metrics import accuracy
-
     clf = run.classifier()
     out = {"classifier_real_test": accuracy(clf, run.test_images, run.test_labels),
            **label_agreement(run.gan, clf, n_per_group or run.settings.eval_per_group)}
@@ -300,88 +275,7 @@ def load_generator(run_dir, device="cpu") -> Generator:
 # --------------------------------------------------------------------------- figures
 
 
-def show_image_rows(rows, row_names=None, col_titles=None, title: str | None = None, size: float = 1.1):
-    """Rows of images (each ``(n, 3, H, W)``, [-1, 1] or uint8) as one figure with a name per row; returns it."""
-    import matplotlib.pyplot as plt
-
-    from .plots import denormalize
-
-    rows = [torch.as_tensor(r) for r in rows]
-    n = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(size * n + 1.2, size * len(rows) + (0.4 if title else 0.1)),
-                             squeeze=False)
-    for i, r in enumerate(rows):
-        for j in range(n):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if j < len(r):
-                ax.imshow(denormalize(r[j]).permute(1, 2, 0).numpy())
-            if i == 0 and col_titles is not None and j < len(col_titles):
-                ax.set_title(str(col_titles[j]), fontsize=8)
-        if row_names is not None:
-            axes[i][0].set_ylabel(str(row_names[i]), fontsize=8, rotation=0, ha="right", va="center")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def show_label_grid(grid: torch.Tensor, group_names, title: str | None = None):
     """:meth:`ConditionalDCGAN.label_grid` as a figure: one row per label, one column per noise vector."""
     return show_image_rows(list(grid), [f"label {n}" for n in group_names], [f"z{i}" for i in range(grid.shape[1])],
                            title=title)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def run_cli(args, wide: bool = False) -> dict:
-    """``python -m helpers.train cdcgan`` (the seed's groups) or ``cdcgan-wide`` (``CDCGAN.wide_groups``).
-
-    Trains (or resumes), then writes ``label_grid.png``, ``losses.png``, ``progress.gif`` and
-    ``metrics.json`` to the run folder and prints the label agreement.
-    """
-    import json
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from . import config
-    from .plots import plot_losses, save_gif
-    from .train import prepare_run_dir
-
-    s = config.CDCGAN
-    if args.batch_size is not None:
-        s = replace(s, batch_size=args.batch_size)
-    groups = s.wide_groups if wide else s.groups
-    run_dir = prepare_run_dir(args, config.RUNS_DIR / run_name_for(s, groups))
-    t0 = time.time()
-    run = setup_cdcgan(s, groups, data=args.data, data_path=args.data_path, device=args.device, run_dir=run_dir,
-                       max_images=args.max_images)
-    counts = np.bincount(run.labels, minlength=len(groups))
-    print(f"groups {', '.join(f'{g}: {c:,}' for g, c in zip(groups, counts))} training faces at {s.image_size}px; "
-          f"{len(run.loader)} batches of {run.loader.batch_size} per epoch, on {run.device} ({run.gan.precision}); "
-          f"data ready in {time.time() - t0:.0f}s")
-    t1 = time.time()
-    history = run.train(steps=args.steps or s.steps)
-    t_train = time.time() - t1
-    run.snapshots(run.trainer)
-    fig = show_label_grid(run.label_grid(), run.group_names, title=f"same noise, each label ({run.trainer.step} steps)")
-    fig.savefig(run_dir / "label_grid.png", dpi=110)
-    frames, _ = run.snapshots.frames(up_to=run.trainer.step)
-    save_gif(frames, run_dir / "progress.gif")
-    if len(history):
-        plot_losses(history, groups={"losses": ["loss_D", "loss_G"], "D outputs": ["D_x", "D_G_z"]}).savefig(
-            run_dir / "losses.png", dpi=100)
-    t2 = time.time()
-    metrics = evaluate(run)
-    metrics.update(steps=run.trainer.step, train_seconds=round(t_train, 1), eval_seconds=round(time.time() - t2, 1))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    if args.save_grid:
-        Path(args.save_grid).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / "label_grid.png", args.save_grid)
-    print(f"trained for {t_train:.0f}s (total {time.time() - t0:.0f}s). Label grid: {run_dir / 'label_grid.png'}")
-    return metrics

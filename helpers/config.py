@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 #: True when the environment variable SMOKE is set to anything but "", "0" or "false".
@@ -75,6 +75,33 @@ DATA = pick(
         max_images=300,
     ),
 )
+
+
+#: Settings fields that shape a run's bookkeeping (how often to save, what to show, how long to train), not the
+#: model: they are left out of :func:`model_config`, so changing them never makes a checkpoint incompatible.
+RUN_FIELDS = frozenset({
+    "n_show", "n_samples", "sample_every", "checkpoint_every", "run_name", "eval_faces", "probe_steps",
+    "eval_per_group", "classifier_steps", "n_eval", "epochs", "steps", "batch_size", "load_size", "wide_groups",
+    "calibration_batches", "refine_steps", "refine_lr", "lambda_prior", "cgan",
+})
+
+
+def model_config(settings) -> dict:
+    """The fields of a settings dataclass that define the model and its optimisation, as plain values.
+
+    This is what a model records in its checkpoints (``model.config``); a run folder made with
+    other values is refused on resume (:class:`helpers.training.CheckpointMismatch`).
+    """
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items() if k not in RUN_FIELDS}
+
+
+def settings_from(base, saved: dict):
+    """``base`` with every field that ``saved`` (a checkpoint's config) records put back; unknown keys are ignored.
+
+    Rebuilds the settings of a trained model from its checkpoint, so inference needs no guess.
+    """
+    names = {f.name for f in fields(base)}
+    return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names})
 
 
 def summary() -> str:
@@ -145,6 +172,10 @@ class CycleGANSettings:
     seed: int = 0
     run_name: str = "cyclegan"  # checkpoints go to RUNS_DIR / run_name
 
+    @property
+    def epochs(self) -> int:
+        return self.n_epochs_constant + self.n_epochs_decay
+
 
 _CYCLEGAN_SMOKE = CycleGANSettings(
     image_size=32, load_size=36, batch_size=8, n_epochs_constant=1, n_epochs_decay=1, ngf=8, ndf=8, n_blocks=2,
@@ -172,12 +203,13 @@ class AgeGANSettings:
 
     One generator moves a face to any of the age groups that ``group_edges`` defines (their
     lower edges: ``(0, 15, 30, 45, 60, 75)`` gives 0-14, 15-29, 30-44, 45-59, 60-74 and 75+).
-    Real faces train at ``image_size``; the toy faces, whose age traits are drawn to survive
-    64 px, at ``toy_image_size``, where a 2-core CPU trains the model in under half an hour.
+    Two full settings, chosen by :func:`helpers.agegan.default_settings`: ``AGEGAN`` at 128 px
+    for real faces on a GPU, and ``AGEGAN_CPU`` at 64 px (the toy faces, whose age traits are
+    drawn to survive 64 px, and real faces on a laptop), where a 2-core CPU trains it in under
+    half an hour.
     """
 
-    image_size: int  # training resolution on real faces (a multiple of 4)
-    toy_image_size: int  # training resolution on the toy faces
+    image_size: int  # training resolution (a multiple of 4)
     batch_size: int
     n_epochs_constant: int  # epochs at the initial learning rate ...
     n_epochs_decay: int  # ... then this many with it falling linearly to zero
@@ -212,13 +244,18 @@ class AgeGANSettings:
         return self.n_epochs_constant + self.n_epochs_decay
 
 
-AGEGAN = pick(
-    AgeGANSettings(image_size=128, toy_image_size=64, batch_size=16, n_epochs_constant=4, n_epochs_decay=3),
-    AgeGANSettings(
-        image_size=32, toy_image_size=32, batch_size=8, n_epochs_constant=1, n_epochs_decay=0, ngf=8, ndf=8,
+_AGEGAN_SMOKE = AgeGANSettings(
+        image_size=32, batch_size=8, n_epochs_constant=1, n_epochs_decay=0, ngf=8, ndf=8,
         n_enc_blocks=1, n_dec_blocks=1, style_dim=16, n_layers_D=3, n_show=3, sample_every=8,
         checkpoint_every=12, eval_faces=24, probe_steps=30, run_name="agegan-smoke",
-    ),
+)
+AGEGAN = pick(
+    AgeGANSettings(image_size=128, batch_size=16, n_epochs_constant=4, n_epochs_decay=3, run_name="agegan-128"),
+    _AGEGAN_SMOKE,
+)
+AGEGAN_CPU = pick(
+    AgeGANSettings(image_size=64, batch_size=16, n_epochs_constant=4, n_epochs_decay=3),
+    _AGEGAN_SMOKE,
 )
 
 

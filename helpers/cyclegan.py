@@ -90,39 +90,29 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from .training import Precision, Trainable
+from . import config, splits
+from .cache import build_cache, to_float, to_uint8
+from .layers import LR_POLICIES, LinearDecay, LSGANLoss, ResidualBlock, WeightedL1, count_parameters, init_weights, make_scheduler
+from .plots import make_grid
+from .runs import Run, default_run_dir, face_loader, load_split
+from .toyfaces import render_face
+from .training import Checkpointer, Precision, Trainable, pick_device, seed_everything
+
+#: The cycle and identity terms are both a weighted L1 (:class:`helpers.layers.WeightedL1`).
+CycleLoss = IdentityLoss = WeightedL1
+__all__ = ["LR_POLICIES", "LinearDecay", "LSGANLoss", "ResidualBlock", "count_parameters", "init_weights",
+           "make_scheduler", "CycleLoss", "IdentityLoss"]  # re-exported for the notebook; the rest is defined here
 
 # --------------------------------------------------------------------------- networks
-
-
-class ResidualBlock(nn.Module):
-    """``x + F(x)`` where F is two reflection-padded 3x3 convolutions with instance norm.
-
-    ``inner`` is the width of the middle layer (default: the same as ``channels``); seed 003's
-    blocks are narrower inside than outside.
-
-    The convolutions that feed an instance norm have no bias: the norm subtracts each channel's
-    mean, which removes any constant bias exactly, so a bias there would be a dead parameter.
-    """
-
-    def __init__(self, channels: int, inner: int | None = None):
-        super().__init__()
-        inner = inner or channels
-        self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, inner, 3, bias=False), nn.InstanceNorm2d(inner), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(inner, channels, 3, bias=False), nn.InstanceNorm2d(channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
 
 
 def _conv_in_relu(c_in, c_out, k, stride=1, padding=0, padding_mode="zeros"):
@@ -167,10 +157,19 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _output(self, x)
 
+    def after_init(self) -> None:
+        _zero_output(self)
+
 
 def _output(gen, x):
     y = gen.net(x)
     return (x + 2 * y).clamp(-1, 1) if gen.residual else y
+
+
+def _zero_output(gen) -> None:
+    """A residual generator starts as the identity: its last convolution (before the tanh) starts at zero."""
+    if gen.residual:
+        nn.init.zeros_(gen.net[-2].weight)
 
 
 class Seed003Generator(nn.Module):
@@ -204,6 +203,9 @@ class Seed003Generator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _output(self, x)
+
+    def after_init(self) -> None:
+        _zero_output(self)
 
 
 #: Generator designs by name: ``"resnet"`` (Zhu et al., the default) or ``"seed003"``.
@@ -256,64 +258,6 @@ def receptive_field(n_layers: int = 3) -> int:
     return r
 
 
-def init_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
-    """CycleGAN's initialisation: every convolution's weights from N(0, ``std``), biases 0. Returns ``net``.
-
-    A residual generator's output convolution starts at zero instead, so that the generator
-    starts out as the identity.
-    """
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    if isinstance(net, tuple(GENERATORS.values())) and net.residual:
-        nn.init.zeros_(net.net[-2].weight)  # the 7x7 convolution before the tanh
-    return net
-
-
-def count_parameters(net: nn.Module) -> int:
-    """The number of trainable parameters of ``net``."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
-
-
-# --------------------------------------------------------------------------- losses
-
-
-class LSGANLoss(nn.Module):
-    """Least-squares GAN loss (Mao et al., 2017): mean of ``(score - target)^2``, target 1 for "real", 0 for "fake".
-
-    ``loss(scores, True)`` is what a generator minimises on its fakes and a discriminator on
-    real images; ``loss(scores, False)`` is the discriminator's term on fakes. Computed in
-    float32 even under mixed precision.
-    """
-
-    def forward(self, scores: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-        target = 1.0 if target_is_real else 0.0
-        return (scores.float() - target).pow(2).mean()
-
-
-class CycleLoss(nn.Module):
-    """``weight`` x mean absolute error between a round trip and the input, ``|F(G(x)) - x|``."""
-
-    def __init__(self, weight: float = 10.0):
-        super().__init__()
-        self.weight = float(weight)
-
-    def forward(self, reconstructed: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        return self.weight * F.l1_loss(reconstructed.float(), real.float())
-
-
-class IdentityLoss(CycleLoss):
-    """``weight`` x mean absolute error ``|G(y) - y|`` for a face ``y`` already in G's target domain.
-
-    CycleGAN weighs it at half the cycle weight (0.5 x 10 = 5); weight 0 switches it off.
-    """
-
-    def __init__(self, weight: float = 5.0):
-        super().__init__(weight)
-
-
 # --------------------------------------------------------------------------- the image pool
 
 
@@ -363,55 +307,6 @@ class ImagePool:
         self.rng.setstate((state["rng_version"], tuple(int(v) for v in state["rng"].tolist()), None))
 
 
-# --------------------------------------------------------------------------- learning-rate schedules
-
-
-class LinearDecay:
-    """LR factor: 1 for ``n_constant`` epochs, then down by ``1 / (n_decay + 1)`` each epoch, 0 after the last.
-
-    ``factor(e) = clip((n_constant + n_decay - e) / (n_decay + 1), 0, 1)`` for epoch ``e`` (from
-    0): with 100 + 100 epochs, epochs 0-99 use 1, epoch 100 uses 100/101, epoch 199 (the last)
-    1/101, and 0 is reached exactly when training ends.
-    """
-
-    def __init__(self, n_constant: int, n_decay: int):
-        self.n_constant, self.n_decay = int(n_constant), int(n_decay)
-
-    def __call__(self, epoch: int) -> float:
-        return min(1.0, max(0.0, (self.n_constant + self.n_decay - epoch) / (self.n_decay + 1)))
-
-
-class _Constant:
-    def __call__(self, epoch: int) -> float:
-        return 1.0
-
-
-#: Learning-rate policies by name, for :func:`make_scheduler`.
-LR_POLICIES = ("linear", "constant", "step", "cosine")
-
-
-def make_scheduler(optimizer, policy: str = "linear", n_epochs_constant: int = 100, n_epochs_decay: int = 100,
-                   step_size: int = 50, gamma: float = 0.1):
-    """A learning-rate scheduler chosen by name; call its ``step()`` once per epoch.
-
-    - ``"linear"`` (CycleGAN's): constant for ``n_epochs_constant`` epochs, then linearly to
-      zero over ``n_epochs_decay`` (:class:`LinearDecay`);
-    - ``"constant"``: never changes;
-    - ``"step"``: multiplied by ``gamma`` every ``step_size`` epochs;
-    - ``"cosine"``: half a cosine from the initial rate to 0 over all the epochs.
-    """
-    sched = torch.optim.lr_scheduler
-    if policy == "linear":
-        return sched.LambdaLR(optimizer, LinearDecay(n_epochs_constant, n_epochs_decay))
-    if policy == "constant":
-        return sched.LambdaLR(optimizer, _Constant())
-    if policy == "step":
-        return sched.StepLR(optimizer, step_size=step_size, gamma=gamma)
-    if policy == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=max(1, n_epochs_constant + n_epochs_decay), eta_min=0.0)
-    raise ValueError(f"no learning-rate policy {policy!r}; choose one of {list(LR_POLICIES)}")
-
-
 # --------------------------------------------------------------------------- the model
 
 _DIRECTIONS = {"A2B": "A2B", "B2A": "B2A", "young2old": "A2B", "old2young": "B2A"}
@@ -431,38 +326,20 @@ class CycleGAN(Trainable):
 
     name = "cyclegan"
 
-    def __init__(
-        self,
-        image_size: int = 128,
-        generator: str = "resnet",
-        ngf: int = 64,
-        ndf: int = 64,
-        n_blocks: int = 9,
-        residual: bool = False,
-        n_layers_D: int = 3,
-        lambda_cycle: float = 10.0,
-        lambda_identity: float = 0.5,
-        pool_size: int = 50,
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        lr_policy: str = "linear",
-        n_epochs_constant: int = 100,
-        n_epochs_decay: int = 100,
-        device="cpu",
-        precision: Precision | None = None,
-        compile: bool = False,
-        seed: int = 0,
-    ):
+    def __init__(self, settings=None, *, device="cpu", precision: Precision | None = None, compile: bool = False,
+                 **changes):
+        s = replace(settings or config.CYCLEGAN, **changes)  # e.g. CycleGAN(ngf=16) for a quick experiment
+        image_size, generator = s.image_size, s.generator
         if image_size % (8 if generator == "seed003" else 4):
             raise ValueError(f"image_size {image_size} must be a multiple of {8 if generator == 'seed003' else 4} "
                              f"for the {generator!r} generator")
+        self.settings = s
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device)
-        self.config = dict(image_size=image_size, generator=generator, ngf=ngf, ndf=ndf, n_blocks=n_blocks,
-                           residual=residual, n_layers_D=n_layers_D, lambda_cycle=lambda_cycle,
-                           lambda_identity=lambda_identity, pool_size=pool_size, lr=lr, beta1=beta1, beta2=beta2, lr_policy=lr_policy,
-                           n_epochs_constant=n_epochs_constant, n_epochs_decay=n_epochs_decay)
+        self.config = config.model_config(s)
+        ngf, ndf, n_blocks, residual, n_layers_D, seed = s.ngf, s.ndf, s.n_blocks, s.residual, s.n_layers_D, s.seed
+        lr, betas = s.lr, (s.beta1, 0.999)
+
         def build(net):
             return self.precision.prepare(init_weights(net).to(self.device))
 
@@ -481,26 +358,18 @@ class CycleGAN(Trainable):
 
         nets = self.networks
         self.opt_G = torch.optim.Adam(itertools.chain(nets["G_AB"].parameters(), nets["G_BA"].parameters()),
-                                      lr=lr, betas=(beta1, beta2))
+                                      lr=lr, betas=betas)
         self.opt_D = torch.optim.Adam(itertools.chain(nets["D_A"].parameters(), nets["D_B"].parameters()),
-                                      lr=lr, betas=(beta1, beta2))
+                                      lr=lr, betas=betas)
         self.optimizers = {"G": self.opt_G, "D": self.opt_D}
-        self.schedulers = {k: make_scheduler(opt, lr_policy, n_epochs_constant, n_epochs_decay)
+        self.schedulers = {k: make_scheduler(opt, s.lr_policy, s.n_epochs_constant, s.n_epochs_decay)
                            for k, opt in self.optimizers.items()}
 
         self.gan_loss = LSGANLoss()
-        self.cycle_loss = CycleLoss(lambda_cycle)
-        self.identity_loss = IdentityLoss(lambda_identity * lambda_cycle)
-        self.pool_A = ImagePool(pool_size, seed=seed)      # past fake young faces, for D_A
-        self.pool_B = ImagePool(pool_size, seed=seed + 1)  # past fake old faces, for D_B
-
-    @classmethod
-    def from_settings(cls, s, device="cpu", precision: Precision | None = None, compile: bool = False) -> "CycleGAN":
-        """Build from a :class:`helpers.config.CycleGANSettings`."""
-        return cls(image_size=s.image_size, generator=s.generator, ngf=s.ngf, ndf=s.ndf, n_blocks=s.n_blocks,
-                   residual=s.residual, n_layers_D=s.n_layers_D, lambda_cycle=s.lambda_cycle, lambda_identity=s.lambda_identity, pool_size=s.pool_size,
-                   lr=s.lr, beta1=s.beta1, lr_policy=s.lr_policy, n_epochs_constant=s.n_epochs_constant,
-                   n_epochs_decay=s.n_epochs_decay, device=device, precision=precision, compile=compile, seed=s.seed)
+        self.cycle_loss = WeightedL1(s.lambda_cycle)
+        self.identity_loss = WeightedL1(s.lambda_identity * s.lambda_cycle)
+        self.pool_A = ImagePool(s.pool_size, seed=seed)      # past fake young faces, for D_A
+        self.pool_B = ImagePool(s.pool_size, seed=seed + 1)  # past fake old faces, for D_B
 
     def train_step(self, batch) -> dict:
         real_a, real_b = batch  # a batch of young faces and a batch of old faces, unpaired
@@ -653,10 +522,6 @@ def save_translations(model: CycleGAN, images, folder, direction: str = "A2B", n
     ``images``: uint8 or [-1, 1] float ``(N, 3, H, W)``. ``names``: file stems (default
     ``00000``, ``00001`` ...); giving the original file names keeps the labels with the faces.
     """
-    from PIL import Image
-
-    from .cache import to_uint8
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = to_uint8(model.translate(images, direction, batch_size)).permute(0, 2, 3, 1).numpy()
@@ -687,11 +552,11 @@ def save_generators(model: CycleGAN, path) -> Path:
 def load_generators(path, device="cpu") -> CycleGAN:
     """A :class:`CycleGAN` with the generators saved by :func:`save_generators`, ready to ``translate``.
 
-    The discriminators are left untrained: this is for inference.
+    The settings are rebuilt from the config stored beside the weights (older files with extra
+    keys load too); the discriminators are left untrained: this is for inference.
     """
     state = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = {k: v for k, v in state["config"].items()}
-    model = CycleGAN(**cfg, device=device)
+    model = CycleGAN(config.settings_from(config.CYCLEGAN, state["config"]), device=device)
     for k in ("G_AB", "G_BA"):
         model.networks[k].load_state_dict(state[k])
     return model
@@ -700,19 +565,13 @@ def load_generators(path, device="cpu") -> CycleGAN:
 # --------------------------------------------------------------------------- a whole run (notebook and CLI)
 
 
-def default_settings(device="cpu"):
+def default_settings(device="cpu", source: str = "toy"):
     """:data:`helpers.config.CYCLEGAN` on a CUDA GPU, :data:`helpers.config.CYCLEGAN_CPU` elsewhere."""
-    from . import config
-
     return config.CYCLEGAN if torch.device(device).type == "cuda" else config.CYCLEGAN_CPU
 
 
 def toy_ground_truth(table, age: float, size: int) -> torch.Tensor:
     """Each toy face of ``table`` redrawn at ``age`` (same person, pose and light): uint8 ``(N, 3, size, size)``."""
-    from PIL import Image
-
-    from .toyfaces import render_face
-
     imgs = [np.asarray(render_face(int(r.identity), float(age), int(r.variant)).resize((size, size), Image.BILINEAR))
             for r in table.itertuples()]
     return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
@@ -725,8 +584,6 @@ def result_rows(model: CycleGAN, young, old, truth_old=None, truth_young=None) -
     the same people drawn at the target age (toy faces only). Returns ``(images, labels)`` with
     one label per row, for :func:`show_results` or ``plots.make_grid(images, nrow=len(young))``.
     """
-    from .cache import to_float
-
     def f(x):
         x = torch.as_tensor(x)
         return to_float(x) if x.dtype == torch.uint8 else x.float().cpu()
@@ -745,10 +602,6 @@ def result_rows(model: CycleGAN, young, old, truth_old=None, truth_young=None) -
 
 def show_results(images: torch.Tensor, labels: list[str], title: str | None = None, size: float = 1.1):
     """Draw :func:`result_rows` as a grid with a label on each row; returns the figure."""
-    import matplotlib.pyplot as plt
-
-    from .plots import make_grid
-
     n_rows = len(labels)
     ncol = len(images) // n_rows
     grid = make_grid(images, nrow=ncol)
@@ -774,30 +627,26 @@ LOSS_GROUPS = {
 }
 
 
-@dataclass
-class CycleGANRun:
-    """Everything :func:`setup_cyclegan` builds: settings, data, model, trainer."""
+class CycleGANRun(Run):
+    """Everything :func:`setup_cyclegan` builds (see :class:`helpers.runs.Run`).
 
-    settings: object
-    device: torch.device
-    source: str
-    young: object  # the young age range (an AgeRange)
-    old: object
-    model: CycleGAN
-    data: UnpairedBatches
-    train_a: object  # FaceCache of the young training faces (at load_size)
-    train_b: object
-    test_a: object  # FaceCache of the young test faces (at image_size)
-    test_b: object
-    trainer: object
-    snapshots: object
-    run_dir: Path
+    Also: ``young`` / ``old`` (the age ranges), ``train_a`` / ``train_b`` (uint8 caches of the
+    young and old training faces, at ``load_size``) and ``test_a`` / ``test_b`` (test faces, at
+    ``image_size``). ``data`` is the :class:`UnpairedBatches` the trainer draws from.
+    """
 
-    def train(self, epochs: int | None = None, steps: int | None = None):
-        """Train to ``epochs`` (default: all the settings' epochs) or ``steps`` in total; returns the history."""
-        if epochs is None and steps is None:
-            epochs = self.settings.n_epochs_constant + self.settings.n_epochs_decay
-        return self.trainer.fit(epochs=epochs, steps=steps)
+    loss_groups = LOSS_GROUPS
+
+    @property
+    def data(self):
+        return self.loader
+
+    def describe(self) -> str:
+        s = self.settings
+        return (f"{self.source}: young {self.young} ({len(self.train_a):,} train / {len(self.test_a):,} test), "
+                f"old {self.old} ({len(self.train_b):,} / {len(self.test_b):,}); {s.image_size}px crops of "
+                f"{s.load_size}px, {len(self.loader)} batches of {s.batch_size} per epoch, on {self.device} "
+                f"({self.model.precision})")
 
     def show_faces(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``n`` young and old test faces (uint8), the same ones in every grid."""
@@ -818,41 +667,23 @@ class CycleGANRun:
         truth_old = truth_young = None
         if truth and self.is_toy:
             old_age, young_age = self.target_ages()
-            k = len(a)
-            truth_old = toy_ground_truth(self.test_a.table.iloc[:k], old_age, self.settings.image_size)
+            truth_old = toy_ground_truth(self.test_a.table.iloc[:len(a)], old_age, self.settings.image_size)
             truth_young = toy_ground_truth(self.test_b.table.iloc[:len(b)], young_age, self.settings.image_size)
         return result_rows(self.model, a, b, truth_old, truth_young)
 
-    def save_outputs(self) -> dict:
-        """Write the results: loss curves, the result grid, both translated test sets and the generators."""
-        from .plots import make_grid, save_image
-
-        out = {}
-        history = self.trainer.history
-        if len(history):
-            have = set(history.terms)
-            fig = history.plot(groups={k: [t for t in v if t in have] for k, v in LOSS_GROUPS.items()})
-            fig.savefig(self.run_dir / "losses.png", dpi=90)
-            out["losses"] = self.run_dir / "losses.png"
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+    def figures(self) -> dict:
         images, labels = self.results()
-        out["grid"] = save_image(make_grid(images, nrow=len(images) // len(labels)), self.run_dir / "results.png")
+        return {"results": show_results(images, labels, title=f"{self.trainer.step} steps")}
+
+    def save_outputs(self) -> dict:
+        """:meth:`helpers.runs.Run.save_outputs`, plus both translated test sets and the generators."""
+        out = super().save_outputs()
         for direction, cache in (("young2old", self.test_a), ("old2young", self.test_b)):
             out[direction] = self.run_dir / "translated" / direction
             save_translations(self.model, cache.tensor(), out[direction], direction,
                               names=[Path(p).name for p in cache.table["path"]])
         out["generators"] = save_generators(self.model, self.run_dir / "generators.pt")
         return out
-
-
-def _data_device(device: torch.device, nbytes: int) -> torch.device:
-    """Keep the uint8 faces on the GPU when they take under a third of its free memory."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return device if nbytes < free / 3 else torch.device("cpu")
-    return device
 
 
 def setup_cyclegan(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
@@ -863,96 +694,56 @@ def setup_cyclegan(settings=None, data: str | None = None, data_path=None, devic
     ``data``: a face source (default ``config.DATA_SOURCE``, "auto": UTKFace when at hand, toy
     faces otherwise). ``young`` / ``old``: age ranges (default: the source's preset, 15-30 and
     50+ for UTKFace and the toy faces). ``settings``: a :class:`helpers.config.CycleGANSettings`
-    (default: :func:`default_settings` for the device). ``compile=True`` runs the networks
-    through ``torch.compile`` (for long GPU runs; the first steps wait for the compiler).
+    (default: :func:`default_settings` for the device and source). ``compile=True`` runs the
+    networks through ``torch.compile`` (for long GPU runs; the first steps wait for the compiler).
     """
-    from . import config, splits
-    from .cache import BatchLoader, build_cache
-    from .sources import MissingCredentials, load_faces
-    from .training import Precision, Snapshots, Trainer, pick_device, seed_everything
-
     device = pick_device(device)
-    s = settings or default_settings(device)
+    source, train_df, test_df = load_split(data, data_path, max_images, verbose)
+    s = settings or default_settings(device, source)
     seed_everything(s.seed)
     precision = Precision(device)
-    source = data or config.DATA_SOURCE
-    try:
-        faces = load_faces(source, path=data_path, verbose=verbose, max_images=max_images or config.DATA.max_images)
-    except MissingCredentials as err:
-        if verbose:
-            print(f"{err}\n-> carrying on with the toy faces")
-        faces = load_faces("toy", verbose=verbose)
-    source = str(faces["source"].iloc[0])
     preset = splits.PRESETS.get(source, splits.PRESETS["utkface"])
     young, old = splits.check_ranges([young or preset.young, old or preset.old])
-    train_df, test_df = splits.train_test_split(faces, config.DATA.test_fraction, config.DATA.split_seed)
-    train_a, train_b = splits.split_domains(train_df, young, old)
-    test_a, test_b = splits.split_domains(test_df, young, old)
-
+    (train_a, train_b), (test_a, test_b) = splits.split_domains(train_df, young, old), splits.split_domains(test_df, young, old)
     caches = [build_cache(df, size, verbose=verbose) for df, size in
               ((train_a, s.load_size), (train_b, s.load_size), (test_a, s.image_size), (test_b, s.image_size))]
-    data_device = _data_device(device, caches[0].nbytes + caches[1].nbytes)
-
-    def loader(cache, seed):
-        return BatchLoader(cache, s.batch_size, device=data_device, crop=s.image_size, flip=True, seed=seed,
-                           memory_format=precision.memory_format)
-
-    batches = UnpairedBatches(loader(caches[0], s.seed), loader(caches[1], s.seed + 1), device=device)
-    model = CycleGAN.from_settings(s, device=device, precision=precision, compile=compile)
-    run_dir = Path(run_dir) if run_dir is not None else config.RUNS_DIR / s.run_name
-    trainer = Trainer(model, batches, run_dir, checkpoint_every=s.checkpoint_every, resume=resume, progress=progress,
-                      config={"data": source, "young": str(young), "old": str(old), "load_size": s.load_size,
-                              "batch_size": s.batch_size})
-    run = CycleGANRun(s, device, source, young, old, model, batches, *caches, trainer, None, run_dir)
-
-    def snapshot_images():
-        images, labels = run.results(truth=False)
-        return images
-
-    run.snapshots = Snapshots(snapshot_images, run_dir / "samples", nrow=min(s.n_show, len(caches[2]), len(caches[3])))
-    trainer.every(s.sample_every, run.snapshots)
-    if trainer.step == 0:
-        run.snapshots(trainer)  # the untrained generators: the first frame
-    return run
+    batches = UnpairedBatches(face_loader(caches[0], s.batch_size, device, precision, s.seed, crop=s.image_size),
+                              face_loader(caches[1], s.batch_size, device, precision, s.seed + 1, crop=s.image_size),
+                              device=device)
+    model = CycleGAN(s, device=device, precision=precision, compile=compile)
+    run = CycleGANRun(s, device, source, model, batches, run_dir or default_run_dir(s.run_name, source),
+                      young=young, old=old, train_a=caches[0], train_b=caches[1], test_a=caches[2], test_b=caches[3])
+    return run.start(lambda: run.results(truth=False)[0], nrow=min(s.n_show, len(caches[2]), len(caches[3])),
+                     config={"young": str(young), "old": str(old), "load_size": s.load_size},
+                     resume=resume, progress=progress)
 
 
-def run_cli(args) -> None:
-    """``python -m helpers.train cyclegan ...``: train (or resume) and write the run folder's results.
+def load_run(run_dir, device="cpu") -> tuple[CycleGAN, dict]:
+    """``(model, info)``: the trained CycleGAN of a run folder, for inference, and what its checkpoint records.
 
-    ``--epochs E`` trains E epochs in all, the first half at the full learning rate.
+    Uses ``generators.pt`` when it is at least as new as the newest checkpoint, the checkpoint
+    otherwise. ``info``: ``data``, ``young``, ``old``, ``steps`` and ``file`` (what was loaded).
+    Raises ``FileNotFoundError`` when the folder has neither, ``ValueError`` when its checkpoint
+    is another model's.
     """
-    import shutil
-    import time
-    from dataclasses import replace
-
-    from . import config
-    from .train import prepare_run_dir
-    from .training import pick_device
-
-    device = pick_device(args.device)
-    s = default_settings(device)
-    if args.epochs is not None:
-        s = replace(s, n_epochs_constant=args.epochs - args.epochs // 2, n_epochs_decay=args.epochs // 2)
-    if args.batch_size is not None:
-        s = replace(s, batch_size=args.batch_size)
-    run_dir = prepare_run_dir(args, config.RUNS_DIR / s.run_name)
-    t0 = time.time()
-    run = setup_cyclegan(s, data=args.data, data_path=args.data_path, device=device, run_dir=run_dir,
-                         max_images=args.max_images)
-    print(f"{run.source}: young {run.young} ({len(run.train_a):,} train / {len(run.test_a):,} test), "
-          f"old {run.old} ({len(run.train_b):,} / {len(run.test_b):,}); {s.image_size}px crops of {s.load_size}px, "
-          f"{len(run.data)} batches of {s.batch_size} per epoch, on {device} ({run.model.precision}); "
-          f"data ready in {time.time() - t0:.0f}s")
-    t1 = time.time()
-    history = run.train(steps=args.steps)
-    t_train = time.time() - t1
-    out = run.save_outputs()
-    if args.save_grid:
-        Path(args.save_grid).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out["grid"], args.save_grid)
-    last = history.last()
-    t = run.trainer
-    print(f"step {t.step}, epoch {t.epoch}: " + ", ".join(f"{k}={last[k]:.3f}" for k in
-                                                         ("G_GAN", "G_cycle", "G_identity", "D") if k in last))
-    print(f"trained for {t_train:.0f}s (total {time.time() - t0:.0f}s). Results: {out['grid']}; losses: "
-          f"{out.get('losses')}; translated test sets: {out['young2old'].parent}; generators: {out['generators']}")
+    run_dir = Path(run_dir)
+    gens = run_dir / "generators.pt"
+    state, path = Checkpointer(run_dir).load(map_location="cpu")
+    if state is not None and state.get("model") != CycleGAN.name:
+        raise ValueError(f"{path} belongs to model {state.get('model')!r}, not 'cyclegan': give a CycleGAN run folder")
+    cfg = dict(state.get("config", {})) if state else {}
+    info = {"data": cfg.get("data", "toy"), "young": cfg.get("young"), "old": cfg.get("old"),
+            "steps": int(state["step"]) if state and "step" in state else None}
+    if gens.is_file() and (path is None or gens.stat().st_mtime >= path.stat().st_mtime):
+        model, info["file"] = load_generators(gens, device=device), gens.name
+    elif state is not None:
+        model = CycleGAN(config.settings_from(config.CYCLEGAN, cfg), device=device)
+        for k in ("G_AB", "G_BA"):
+            model.networks[k].load_state_dict(state["networks"][k])
+        info["file"] = path.name
+    else:
+        raise FileNotFoundError(f"no generators.pt and no checkpoint in {run_dir}: train first "
+                                "(python -m helpers.train cyclegan)")
+    for net in model.networks.values():
+        net.eval()
+    return model, info

@@ -47,12 +47,17 @@ know which class (age group) an image should belong to.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .training import Precision, Trainable
+from . import config
+from .cache import build_cache
+from .plots import show_grid
+from .runs import Run, default_run_dir, face_loader, load_split
+from .training import Precision, Trainable, pick_device, seed_everything
 
 # --------------------------------------------------------------------------- networks
 
@@ -180,44 +185,31 @@ class DCGAN(Trainable):
 
     name = "dcgan"
 
-    def __init__(
-        self,
-        nz: int = 100,
-        ngf: int = 64,
-        ndf: int = 64,
-        image_size: int = 64,
-        n_classes: int = 0,
-        lr: float = 2e-4,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        device="cpu",
-        precision: Precision | None = None,
-        n_samples: int = 64,
-        seed: int = 0,
-    ):
+    def __init__(self, settings=None, *, n_classes: int = 0, device="cpu", precision: Precision | None = None,
+                 **changes):
+        s = replace(settings or config.DCGAN, **changes)  # e.g. DCGAN(ngf=32) for a quick experiment
+        self.settings = s
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device)
-        self.config = dict(nz=nz, ngf=ngf, ndf=ndf, image_size=image_size, n_classes=n_classes,
-                           lr=lr, beta1=beta1, beta2=beta2)
-        self.nz, self.n_classes = nz, n_classes
-        self.G = self.precision.prepare(Generator(nz, ngf, n_classes, image_size).apply(weights_init).to(self.device))
-        self.D = self.precision.prepare(Discriminator(ndf, n_classes, image_size).apply(weights_init).to(self.device))
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr, betas=(beta1, beta2))
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr, betas=(beta1, beta2))
+        self.config = {**config.model_config(s), "n_classes": n_classes}
+        self.nz, self.n_classes = s.nz, n_classes
+        self.G = self.precision.prepare(Generator(s.nz, s.ngf, n_classes, s.image_size).apply(weights_init).to(self.device))
+        self.D = self.precision.prepare(Discriminator(s.ndf, n_classes, s.image_size).apply(weights_init).to(self.device))
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=s.lr, betas=(s.beta1, 0.999))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=s.lr, betas=(s.beta1, 0.999))
         self.networks = {"G": self.G, "D": self.D}
         self.optimizers = {"G": self.opt_G, "D": self.opt_D}
         self.schedulers = {}  # DCGAN keeps a constant learning rate
         # One fixed noise batch, drawn from its own generator so it never disturbs training's RNG:
         # the same faces can be watched growing all through training, and after a resume.
-        g = torch.Generator().manual_seed(seed)
-        self.fixed_noise = torch.randn(n_samples, nz, generator=g).to(self.device)
-        self.fixed_labels = torch.arange(n_samples) % n_classes if n_classes else None
+        g = torch.Generator().manual_seed(s.seed)
+        self.fixed_noise = torch.randn(self.n_fixed(s), s.nz, generator=g).to(self.device)
+        self.fixed_labels = torch.arange(len(self.fixed_noise)) % n_classes if n_classes else None
 
-    @classmethod
-    def from_settings(cls, s, device="cpu", precision: Precision | None = None, n_classes: int = 0) -> "DCGAN":
-        """Build from a :class:`helpers.config.DCGANSettings`."""
-        return cls(nz=s.nz, ngf=s.ngf, ndf=s.ndf, image_size=s.image_size, n_classes=n_classes, lr=s.lr,
-                   beta1=s.beta1, device=device, precision=precision, n_samples=s.n_samples, seed=s.seed)
+    @staticmethod
+    def n_fixed(s) -> int:
+        """How many fixed noise vectors to watch during training."""
+        return s.n_samples
 
     def train_step(self, batch) -> dict:
         real, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
@@ -283,3 +275,37 @@ def diversity(images: torch.Tensor) -> float:
     """
     x = images.detach().float().flatten(1).cpu()
     return torch.pdist(x).mean().item()
+
+
+# --------------------------------------------------------------------------- a whole run (notebook 02 and the CLI)
+
+
+class DCGANRun(Run):
+    """Everything :func:`setup_dcgan` builds (see :class:`helpers.runs.Run`), plus ``cache``, the training faces."""
+
+    loss_groups = {"losses": ["loss_D", "loss_G"], "D outputs": ["D_x", "D_G_z"]}
+
+    def figures(self) -> dict:
+        n = int(self.settings.n_samples ** 0.5)
+        fig = show_grid(self.model.sample(), nrow=n, title=f"samples after {self.trainer.step} steps")
+        return {"final_samples": fig}
+
+
+def setup_dcgan(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
+                max_images: int | None = None, resume: bool = True, progress: bool = True,
+                verbose: bool = True) -> DCGANRun:
+    """Data, model, trainer and sample snapshots for a DCGAN run, resumed from ``run_dir`` if it has one.
+
+    ``data``: the face source (default: the course's, ``config.DATA_SOURCE``; "auto" is UTKFace
+    when it is at hand, the toy faces otherwise).
+    """
+    s = settings or config.DCGAN
+    device = pick_device(device)
+    seed_everything(s.seed)
+    precision = Precision(device)
+    source, train_df, _ = load_split(data, data_path, max_images, verbose)
+    cache = build_cache(train_df, s.image_size, verbose=verbose)
+    loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed)
+    gan = DCGAN(s, device=device, precision=precision)
+    run = DCGANRun(s, device, source, gan, loader, run_dir or default_run_dir(s.run_name, source), cache=cache)
+    return run.start(gan.sample, nrow=int(s.n_samples ** 0.5), resume=resume, progress=progress)

@@ -57,17 +57,24 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import config
+from .cdcgan import frozen_generator, setup_cdcgan
 from .dcgan import Generator, _n_layers
-from .training import Precision, Trainable, load_trained
+from .metrics import predict_groups
+from .plots import show_image_rows
+from .runs import Run, default_run_dir, face_loader, show_indices
+from .training import Precision, Trainable, load_trained, pick_device
 
 __all__ = ["Encoder", "InversionEncoder", "InversionRun", "EncoderRun", "setup_inversion", "encode", "decode",
-           "refine_latents", "reconstruction_error", "sharpness", "load_ager", "run_cli"]
+           "refine_latents", "reconstruction_error", "sharpness", "load_inversion", "invert_and_edit",
+           "best_source_label"]
 
 
 # --------------------------------------------------------------------------- the network
@@ -110,25 +117,26 @@ class InversionEncoder(Trainable):
 
     name = "encoder"
 
-    def __init__(self, G: Generator, mode: str = "seed", nef: int = 32, kernel_size: int = 5, lr: float = 1e-3,
-                 lambda_latent: float = 1.0, lambda_pixel: float = 1.0, device="cpu",
-                 precision: Precision | None = None, generator_info: dict | None = None, seed: int = 0):
+    def __init__(self, G: Generator, mode: str = "seed", settings=None, *, device="cpu",
+                 precision: Precision | None = None, generator_info: dict | None = None, **changes):
         if mode not in ("seed", "real"):
             raise ValueError(f"mode must be 'seed' (generated faces only) or 'real' (real faces too), not {mode!r}")
+        s = replace(settings or config.ENCODER, **changes)
+        self.settings = s
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device)
         self.G = self.precision.prepare(G.to(self.device))
         self.mode, self.nz, self.n_groups = mode, G.nz, G.n_classes
-        self.lambda_latent, self.lambda_pixel = lambda_latent, lambda_pixel
+        self.lambda_latent, self.lambda_pixel = s.lambda_latent, s.lambda_pixel
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            E = Encoder(G.nz, nef, G.image_size, kernel_size)
+            torch.manual_seed(s.seed)
+            E = Encoder(G.nz, s.nef, G.image_size, s.kernel_size)
         self.E = self.precision.prepare(E.to(self.device))
-        self.opt = torch.optim.Adam(self.E.parameters(), lr=lr, betas=(0.9, 0.999))
+        self.opt = torch.optim.Adam(self.E.parameters(), lr=s.lr, betas=(0.9, 0.999))
         self.networks, self.optimizers, self.schedulers = {"E": self.E}, {"E": self.opt}, {}
-        self.config = dict(mode=mode, nz=G.nz, n_groups=G.n_classes, image_size=G.image_size, nef=nef,
-                           kernel_size=kernel_size, lr=lr, lambda_latent=lambda_latent,
-                           lambda_pixel=lambda_pixel if mode == "real" else 0.0, generator=generator_info or {})
+        self.config = {**config.model_config(s), "mode": mode, "nz": G.nz, "n_groups": G.n_classes,
+                       "image_size": G.image_size, "lambda_pixel": s.lambda_pixel if mode == "real" else 0.0,
+                       "generator": generator_info or {}}
 
     def train_step(self, batch) -> dict:
         real, labels = batch
@@ -233,14 +241,10 @@ def sharpness(images) -> float:
 # --------------------------------------------------------------------------- runs
 
 
-class EncoderRun:
-    """One encoder's model, trainer and run folder; ``train()`` trains (or resumes) to the settings' steps."""
+class EncoderRun(Run):
+    """One encoder's model, loader, trainer and run folder (see :class:`helpers.runs.Run`)."""
 
-    def __init__(self, **parts):
-        self.__dict__.update(parts)
-
-    def train(self, steps: int | None = None):
-        return self.trainer.fit(steps=steps or self.settings.steps)
+    loss_groups = {"losses": ["latent", "pixel_fake", "pixel_real"]}
 
     @property
     def E(self) -> Encoder:
@@ -248,10 +252,28 @@ class EncoderRun:
 
 
 class InversionRun:
-    """Everything :func:`setup_inversion` builds: the trained cGAN, its frozen generator, both encoders, the test faces."""
+    """Everything :func:`setup_inversion` builds: the trained cGAN, its frozen generator, both encoders, the test faces.
+
+    Like a :class:`helpers.runs.Run` it has ``train()``, ``describe()`` and ``save_outputs()``,
+    which train and report both encoders (``seed`` and ``real``) in turn.
+    """
 
     def __init__(self, **parts):
         self.__dict__.update(parts)
+
+    def describe(self) -> str:
+        return (f"{len(self.cgan.cache):,} real training faces ({self.cgan.source}), {len(self.eval_idx)} test faces "
+                f"measured, on {self.device}")
+
+    def train(self, steps: int | None = None):
+        """Train (or resume) both encoders until ``steps`` (default: the settings'); returns the real one's history."""
+        for mode in ("seed", "real"):
+            history = getattr(self, mode).train(steps=steps)
+        return history
+
+    @property
+    def trainer(self):
+        return self.real.trainer
 
     # ----- the three inversions of the notebook
 
@@ -288,8 +310,6 @@ class InversionRun:
         - ``edit agreement``: the faces drawn with another label, read by notebook 04's age
           classifier: how often it reads the target group (does the edit still obey the label?).
         """
-        from .metrics import predict_groups
-
         x, y = self.test_images[self.eval_idx], np.asarray(self.test_labels)[self.eval_idx]
         K = self.G.n_classes
         target = (y + 1 + np.arange(len(y)) % max(1, K - 1)) % K
@@ -335,17 +355,31 @@ class InversionRun:
         cols = [f"{self.group_names[s]}" for s in y]
         return rows, names, cols
 
+    def save_outputs(self) -> dict:
+        """Both encoders' loss curves, the three methods' table, and the reconstruction, edit and refinement figures."""
+        out = {f"losses_{m}": getattr(self, m).save_outputs().get("losses") for m in ("seed", "real")}
+        table = self.evaluate()
+        table.to_csv(self.run_dir / "metrics.csv")
+        out["metrics"], out["numbers"] = self.run_dir / "metrics.csv", table.round(4).to_dict(orient="index")
+        rows, names, cols = self.edit_rows()
+        out["grid"] = _savefig(show_image_rows(rows, names, cols, title="age edits of real test faces "
+                                               "(encoder (a) + refinement (b))"), self.run_dir / "edits.png")
+        rows, names = self.reconstruction_rows()
+        out["reconstructions"] = _savefig(show_image_rows(rows, names, title="real test faces and their reconstructions"),
+                                          self.run_dir / "reconstructions.png")
+        if getattr(self, "refine_history", None):
+            fig, ax = plt.subplots(figsize=(5, 3))
+            ax.plot(self.refine_history)
+            ax.set(xlabel="refinement step", ylabel="mean L1 reconstruction error", title="latent refinement")
+            fig.tight_layout()
+            out["refinement"] = _savefig(fig, self.run_dir / "refinement.png")
+        return out
 
-def _show_indices(labels, n: int) -> list[int]:
-    """``n`` indices that take the groups in turn (so both edit directions appear)."""
-    labels = np.asarray(labels)
-    pools = [list(np.flatnonzero(labels == k)) for k in range(int(labels.max()) + 1)]
-    out = []
-    while len(out) < min(n, len(labels)):
-        for p in pools:
-            if p and len(out) < n:
-                out.append(int(p.pop(0)))
-    return out
+
+def _savefig(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _save_generator(G: Generator, path: Path, info: dict) -> None:
@@ -370,7 +404,7 @@ def load_frozen_generator(path, device="cpu") -> Generator:
     return G.to(device).eval()
 
 
-def setup_inversion(settings=None, data: str = "toy", data_path=None, device=None, run_dir=None,
+def setup_inversion(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                     cgan_run_dir=None, max_images: int | None = None, resume: bool = True, progress: bool = True,
                     verbose: bool = True) -> InversionRun:
     """The trained conditional DCGAN, its frozen generator, and both encoders with their trainers.
@@ -382,11 +416,6 @@ def setup_inversion(settings=None, data: str = "toy", data_path=None, device=Non
     improved one to ``run_dir`` (default ``RUNS_DIR / settings.run_name``), which also receives
     ``generator.pt``, the frozen generator the encoder inverts.
     """
-    from . import config
-    from .cache import BatchLoader
-    from .cdcgan import frozen_generator, setup_cdcgan
-    from .training import Trainer, pick_device
-
     s = settings or config.ENCODER
     c = config.CDCGAN
     if s.cgan not in ("wide", "seed"):
@@ -407,24 +436,21 @@ def setup_inversion(settings=None, data: str = "toy", data_path=None, device=Non
     info = {"run": cgan.run_dir.name, "step": int(cgan.trainer.step), "groups": list(cgan.group_names),
             "ngf": cgan.gan.config["ngf"]}
     precision = cgan.gan.precision
-    run_dir = Path(run_dir) if run_dir is not None else config.RUNS_DIR / s.run_name
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(s.run_name, cgan.source)
     runs = {}
     for mode, folder in [("seed", run_dir.with_name(run_dir.name + "-seed")), ("real", run_dir)]:
-        model = InversionEncoder(G, mode, s.nef, s.kernel_size, s.lr, s.lambda_latent, s.lambda_pixel, device=device,
-                                 precision=precision, generator_info=info, seed=s.seed)
-        loader = BatchLoader(cgan.cache, s.batch_size, labels=cgan.labels, device=device, flip=True, seed=s.seed,
-                             memory_format=precision.memory_format)
-        trainer = Trainer(model, loader, folder, config={"data": cgan.data, "batch_size": loader.batch_size},
-                          checkpoint_every=s.checkpoint_every, resume=resume, progress=progress)
+        model = InversionEncoder(G, mode, s, device=device, precision=precision, generator_info=info)
+        loader = face_loader(cgan.cache, s.batch_size, device, precision, seed=s.seed, labels=cgan.labels)
         folder.mkdir(parents=True, exist_ok=True)
         _save_generator(G, folder / "generator.pt", info)
-        runs[mode] = EncoderRun(settings=s, model=model, loader=loader, trainer=trainer, run_dir=folder)
+        run = EncoderRun(s, device, cgan.source, model, loader, folder)
+        runs[mode] = run.start(None, nrow=1, resume=resume, progress=progress)
     n_eval = min(s.n_eval, len(cgan.test_labels))
     eval_idx = np.sort(np.random.default_rng(s.seed).choice(len(cgan.test_labels), n_eval, replace=False))
     return InversionRun(settings=s, cgan=cgan, G=G, device=device, seed=runs["seed"], real=runs["real"],
                         test_images=cgan.test_images, test_labels=np.asarray(cgan.test_labels),
                         group_names=cgan.group_names, eval_idx=eval_idx,
-                        show_idx=_show_indices(cgan.test_labels, s.n_show), run_dir=run_dir)
+                        show_idx=show_indices(cgan.test_labels, s.n_show), run_dir=run_dir)
 
 
 # --------------------------------------------------------------------------- aging a photo (notebook 08)
@@ -454,8 +480,6 @@ def invert_and_edit(G: Generator, E: Encoder, images, source_labels, target_labe
     (b)), and drawn with the target group. Returns ``(edited, z)``: float images in [-1, 1] on
     the CPU and the refined noise.
     """
-    from . import config
-
     s = config.ENCODER
     steps = s.refine_steps if refine_steps is None else refine_steps
     x = _as_float(torch.as_tensor(images))
@@ -465,113 +489,12 @@ def invert_and_edit(G: Generator, E: Encoder, images, source_labels, target_labe
     return decode(G, z, target_labels), z
 
 
-def load_ager(run_dir, device="cpu"):
-    """An :class:`helpers.age_photo.Ager` from an encoder run folder (its ``generator.pt`` and newest checkpoint).
+def best_source_label(G: Generator, E: Encoder, x) -> int:
+    """The age group under which the generator redraws the encoder's guess of face ``x`` best.
 
-    A photo has no age label, so the face's own group is the one under which the generator
-    reconstructs the encoder's guess best; the noise is then refined under that label and drawn
-    with every label.
+    A photo has no age label; this is the one the face most likely has, for :func:`invert_and_edit`.
     """
-    from .age_photo import Ager
-
-    run_dir = Path(run_dir)
-    G, E, state, path = load_inversion(run_dir, device)
-
-    class EncoderAger(Ager):
-        name = "cdcgan"
-        title = "encoder + conditional DCGAN"
-
-        def __init__(self):
-            super().__init__(run_dir, G.image_size, int(state.get("step", 0)), path.name)
-            self.G, self.E, self.labels = G, E, list(G.groups)
-
-        def _targets(self, x):
-            from . import config
-
-            s = config.ENCODER
-            x = _as_float(x)
-            z0 = encode(self.E, x)
-            errors = [reconstruction_error(x, decode(self.G, z0, k)) for k in range(G.n_classes)]
-            src = int(np.argmin(errors))
-            z, _ = refine_latents(self.G, x, [src], z0, s.refine_steps, s.refine_lr, s.lambda_prior)
-            return torch.cat([decode(self.G, z, k) for k in range(G.n_classes)])
-
-    return EncoderAger()
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def run_cli(args) -> pd.DataFrame:
-    """``python -m helpers.train encoder``: both encoders, trained (or resumed), measured and drawn.
-
-    Trains the conditional DCGAN first if its run has not finished. Writes ``reconstructions.png``,
-    ``edits.png``, ``refinement.png``, ``losses.png`` and ``metrics.csv`` to the run folder;
-    ``--save-grid PATH`` copies the edit grid there and the reconstruction grid beside it.
-    """
-    import json
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from . import config
-    from .cdcgan import show_image_rows
-    from .plots import plot_losses
-
-    s = config.ENCODER
-    if args.steps is not None:
-        s = replace(s, steps=args.steps)
-    if args.batch_size is not None:
-        s = replace(s, batch_size=args.batch_size)
-    run_dir = Path(args.run_dir) if args.run_dir else config.RUNS_DIR / s.run_name
-    if args.fresh:
-        for d in (run_dir, run_dir.with_name(run_dir.name + "-seed")):
-            if d.exists():
-                shutil.rmtree(d)
-    print(config.summary())
-    t0 = time.time()
-    inv = setup_inversion(s, data=args.data, data_path=args.data_path, device=args.device, run_dir=run_dir,
-                          max_images=args.max_images)
-    print(f"ready in {time.time() - t0:.0f}s; {len(inv.cgan.cache):,} real training faces, "
-          f"{len(inv.eval_idx)} test faces measured, on {inv.device}")
-    times = {}
-    for mode in ("seed", "real"):
-        t = time.time()
-        history = getattr(inv, mode).train()
-        times[f"train_{mode}_seconds"] = round(time.time() - t, 1)
-        last = history.last()
-        print(f"encoder '{mode}': step {getattr(inv, mode).trainer.step}, "
-              + ", ".join(f"{k}={v:.3f}" for k, v in last.items()) + f" ({times[f'train_{mode}_seconds']:.0f}s)")
-        if len(history):
-            plot_losses(history, groups={"losses": [k for k in ("latent", "pixel_fake", "pixel_real") if k in last]}
-                        ).savefig(getattr(inv, mode).run_dir / "losses.png", dpi=100)
-            plt.close("all")
-    t = time.time()
-    table = inv.evaluate()
-    times["evaluate_seconds"] = round(time.time() - t, 1)
-    table.to_csv(run_dir / "metrics.csv")
-    (run_dir / "timings.json").write_text(json.dumps(times, indent=2))
-    rows, names = inv.reconstruction_rows()
-    show_image_rows(rows, names, title="real test faces and their reconstructions").savefig(
-        run_dir / "reconstructions.png", dpi=110)
-    rows, names, cols = inv.edit_rows()
-    show_image_rows(rows, names, cols, title="age edits of real test faces (encoder (a) + refinement (b))").savefig(
-        run_dir / "edits.png", dpi=110)
-    if getattr(inv, "refine_history", None):
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot(inv.refine_history)
-        ax.set(xlabel="refinement step", ylabel="mean L1 reconstruction error", title="latent refinement")
-        fig.tight_layout()
-        fig.savefig(run_dir / "refinement.png", dpi=100)
-    plt.close("all")
-    if args.save_grid:
-        dest = Path(args.save_grid)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / "edits.png", dest)
-        stem = dest.stem.replace("edits", "reconstructions") if "edits" in dest.stem else dest.stem + "_reconstructions"
-        shutil.copyfile(run_dir / "reconstructions.png", dest.with_name(stem + dest.suffix))
-    print(f"total {time.time() - t0:.0f}s; " + ", ".join(f"{k}={v}" for k, v in times.items())
-          + f". Figures in {run_dir}")
-    return table
+    x = _as_float(torch.as_tensor(x))
+    z0 = encode(E, x)
+    errors = [reconstruction_error(x, decode(G, z0, k)) for k in range(G.n_classes)]
+    return int(np.argmin(errors))

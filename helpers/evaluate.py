@@ -22,76 +22,41 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import config
+from . import catalog, config
 from . import metrics as M
-from .splits import check_ranges, group_ranges
+from .agegan import group_mid_ages, translate
+from .cache import build_cache
+from .cdcgan import frozen_generator
+from .encoder import decode, invert_and_edit
+from .sources import load_faces
+from .splits import PRESETS, check_ranges, group_ranges, train_test_split
+from .toyfaces import MAX_AGE
+from .training import Checkpointer, CheckpointMismatch, load_trained, pick_device
 
-#: The model families the table covers, named as in ``python -m helpers.train``.
+#: The models the table covers, named as in ``python -m helpers.train`` (rows of :mod:`helpers.catalog`).
 MODELS = ("cyclegan", "cdcgan", "cdcgan-wide", "encoder", "agegan")
 
 
 # --------------------------------------------------------------------------- finding and loading runs
 
 
-def _unique(xs):
-    return list(dict.fromkeys(xs))
-
-
 def find_run(model: str, runs_dir=None) -> Path | None:
-    """The run folder of ``model`` ("cyclegan" or "agegan") that holds a trained model, or None."""
-    from .training import Checkpointer
-
-    runs_dir = Path(runs_dir) if runs_dir is not None else config.RUNS_DIR
-    if model == "cyclegan":
-        names = _unique([config.CYCLEGAN.run_name, config.CYCLEGAN_CPU.run_name, "cyclegan", "cyclegan-cpu"])
-        for n in names:
-            d = runs_dir / n
-            if (d / "generators.pt").is_file() or Checkpointer(d).latest() is not None:
-                return d
-        return None
-    if model == "agegan":
-        for n in _unique([config.AGEGAN.run_name, "agegan"]):
-            if Checkpointer(runs_dir / n).latest() is not None:
-                return runs_dir / n
-        return None
-    if model in ("cdcgan", "cdcgan-wide"):
-        from .cdcgan import run_name_for
-
-        c = config.CDCGAN
-        d = runs_dir / run_name_for(c, c.wide_groups if model == "cdcgan-wide" else c.groups)
-        return d if Checkpointer(d).latest() is not None else None
-    if model == "encoder":
-        d = runs_dir / config.ENCODER.run_name
-        return d if (d / "generator.pt").is_file() and Checkpointer(d).latest() is not None else None
-    raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
+    """The run folder of ``model`` that holds a trained model (real-face runs first), or None."""
+    return catalog.get(model).find_run(runs_dir)
 
 
 def load_cyclegan(run_dir, device="cpu"):
     """``(model, info)``: the CycleGAN of a run folder and its ``data``, ``young`` and ``old`` (from the checkpoint)."""
-    from .cyclegan import CycleGAN, load_generators
-    from .training import Checkpointer
-
-    run_dir = Path(run_dir)
-    state, _ = Checkpointer(run_dir).load()
-    cfg = dict(state["config"]) if state else {}
-    info = {"data": cfg.get("data", "toy"), "young": cfg.get("young"), "old": cfg.get("old")}
-    if (run_dir / "generators.pt").is_file():
-        model = load_generators(run_dir / "generators.pt", device=device)
-    else:
-        params = set(inspect.signature(CycleGAN.__init__).parameters) - {"self", "device", "precision", "compile"}
-        model = CycleGAN(**{k: v for k, v in cfg.items() if k in params}, device=device)
-        for k in ("G_AB", "G_BA"):
-            model.networks[k].load_state_dict(state["networks"][k])
-    return model, info
+    return catalog.get("cyclegan").loader(run_dir, device)
 
 
 # --------------------------------------------------------------------------- shared context
@@ -102,8 +67,6 @@ class Judges:
 
     def __init__(self, source: str, data_path=None, settings=None, fid: str | None = None, retrain: bool = False,
                  device="cpu", verbose: bool = True, max_images: int | None = None):
-        from .sources import load_faces
-        from .splits import train_test_split
 
         self.source, self.data_path, self.device, self.verbose = source, data_path, device, verbose
         self.s = settings or config.EVAL
@@ -121,7 +84,6 @@ class Judges:
 
     def test_cache(self, size: int):
         """The test faces at ``size`` px (built once)."""
-        from .cache import build_cache
 
         if size not in self._tests:
             self._tests[size] = build_cache(self.test_df, size, verbose=False)
@@ -224,8 +186,6 @@ def _toy_truth(judges: Judges, test, idx, ages_at, size):
 
 def translate_cyclegan(run_dir, judges: Judges, model=None, info: dict | None = None) -> list[Translations]:
     """CycleGAN's two directions on the test faces of its two domains: young -> old (G_AB), old -> young (G_BA)."""
-    from .splits import PRESETS
-
     if model is None:
         model, info = load_cyclegan(run_dir, judges.device)
     preset = PRESETS.get(judges.source, PRESETS["utkface"])
@@ -251,12 +211,9 @@ def translate_cyclegan(run_dir, judges: Judges, model=None, info: dict | None = 
 
 def translate_agegan(run_dir, judges: Judges, G=None) -> list[Translations]:
     """The age-modulated GAN: every test face sent to one other group (the pairs taken in turn), and back."""
-    from .agegan import group_mid_ages, load_generator, translate
-    from .toyfaces import MAX_AGE
-
     if G is None:
-        G = load_generator(run_dir, judges.device)
-    back_G = load_generator(run_dir, judges.device, which="G_back") if int(G.config.get("generators", 1)) == 2 else G
+        G = catalog.get("agegan").loader(run_dir, judges.device)
+    back_G = catalog.get("agegan").loader(run_dir, judges.device, which="G_back") if int(G.config.get("generators", 1)) == 2 else G
     edges = list(G.group_edges or config.AGEGAN.group_edges)
     groups = group_ranges(edges)
     K = len(groups)
@@ -279,11 +236,8 @@ def translate_cdcgan(run_dir, judges: Judges, G=None) -> list[Translations]:
 
     Only age accuracy and FID apply; reconstruction and ground truth belong to the encoder route.
     """
-    from .cdcgan import frozen_generator, load_generator
-    from .encoder import decode
-
     if G is None:
-        G = load_generator(run_dir, judges.device)
+        G = catalog.get("cdcgan").loader(run_dir, judges.device)
     groups = check_ranges(list(G.groups))
     frozen = frozen_generator(G, seed=judges.s.seed)
     test, ages, label, keep = _test_in_groups(judges, groups, int(G.image_size))
@@ -302,9 +256,7 @@ def translate_encoder(run_dir, judges: Judges, refine_steps: int | None = None) 
     The cycle goes the same way back: the edited face is encoded, refined under its new group and
     drawn with its own group again.
     """
-    from .encoder import invert_and_edit, load_inversion
-
-    G, E, _, _ = load_inversion(run_dir, judges.device)
+    G, E, _, _ = catalog.get("encoder").loader(run_dir, judges.device)
     groups = check_ranges(list(G.groups))
     size = int(G.image_size)
     test, ages, label, keep = _test_in_groups(judges, groups, size)
@@ -342,16 +294,11 @@ def predicted_groups(t: Translations, judges: Judges) -> np.ndarray:
     return M.predict_groups(judges.age, t.fake, t.groups)
 
 
-#: The model name each family's checkpoints carry (CycleGAN may have only ``generators.pt``).
-_CHECKPOINT_NAMES = {"cdcgan": "cdcgan", "cdcgan-wide": "cdcgan", "encoder": "encoder", "agegan": "agegan"}
-
-
 def _model_source(model: str, run_dir: Path) -> str:
     """The data source a run trained on; refuses a folder whose checkpoint is another model's, before any work."""
-    from .training import Checkpointer, load_trained
-
-    if model in _CHECKPOINT_NAMES:
-        state, _ = load_trained(run_dir, _CHECKPOINT_NAMES[model], f"python -m helpers.train {model}")
+    spec = catalog.get(model)
+    if spec.weights != "generators.pt":  # CycleGAN may have only its exported generators.pt
+        state, _ = load_trained(run_dir, spec.checkpoint, spec.command)
     else:
         state, _ = Checkpointer(run_dir).load()
     return str((state or {}).get("config", {}).get("data", "toy"))
@@ -424,8 +371,6 @@ def evaluate_all(models=MODELS, data: str | None = None, data_path=None, runs_di
 
 def plot_group_accuracy(sets, judges: dict):
     """Bar charts: for each model, the share of its faces that the age classifier reads in the requested group, per group."""
-    import matplotlib.pyplot as plt
-
     n = max(1, len(sets))
     cols = min(3, n)
     rows = (n + cols - 1) // cols
@@ -455,8 +400,6 @@ def show_successes_and_failures(t: Translations, judges: Judges, n: int = 4):
     Rows: the input, the model's face (titled with the group and age the classifier reads) and,
     on toy faces, the ground truth.
     """
-    import matplotlib.pyplot as plt
-
     pred = predicted_groups(t, judges)
     read_age = judges.age.predict_age(t.fake).numpy()
     ok, bad = np.flatnonzero(pred == t.target)[:n], np.flatnonzero(pred != t.target)[:n]
@@ -510,7 +453,8 @@ def table_notes(rows) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
+                   help=f"which trained models to score (default: all of {', '.join(MODELS)})")
     p.add_argument("--data", default=None, help="score on this face source (default: each model's own)")
     p.add_argument("--data-path", default=None, help="folder or zip of the data (as in helpers.train)")
     p.add_argument("--runs-dir", default=None, help=f"where the run folders are (default {config.RUNS_DIR})")
@@ -521,13 +465,9 @@ def main(argv=None) -> int:
                    help=f"which FID (default {config.EVAL.fid})")
     p.add_argument("--retrain", action="store_true", help="retrain the classifiers even if saved ones exist")
     p.add_argument("--out", default=None, help="path stem of the table (default RUNS_DIR/<EVAL.run_name>/results)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine)")
     args = p.parse_args(argv)
-
-    from dataclasses import replace
-
-    from .training import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -539,8 +479,6 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     print(config.summary())
     t0 = time.time()
-    from .training import CheckpointMismatch
-
     try:
         rows = evaluate_all(args.models, args.data, args.data_path, args.runs_dir, s, args.fid, args.retrain, device,
                             max_images=args.max_images)

@@ -188,3 +188,30 @@ def animate(frames, labels=None, interval_ms: int = 200, figsize=(6, 6)):
     html = HTML(anim.to_jshtml(default_mode="once"))
     plt.close(fig)
     return html
+
+
+def show_image_rows(rows, row_names=None, col_titles=None, title: str | None = None, size: float = 1.1):
+    """Rows of images (each ``(n, 3, H, W)``, [-1, 1] or uint8) as one figure with a name per row; returns it."""
+    import matplotlib.pyplot as plt
+
+    rows = [torch.as_tensor(r) for r in rows]
+    n = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(size * n + 1.2, size * len(rows) + (0.4 if title else 0.1)),
+                             squeeze=False)
+    for i, r in enumerate(rows):
+        for j in range(n):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(r):
+                ax.imshow(denormalize(r[j]).permute(1, 2, 0).numpy())
+            if i == 0 and col_titles is not None and j < len(col_titles):
+                ax.set_title(str(col_titles[j]), fontsize=8)
+        if row_names is not None:
+            axes[i][0].set_ylabel(str(row_names[i]), fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -28,7 +28,7 @@ def runs(tmp_path, monkeypatch):
 
 
 def _run_dir(name: str):
-    return config.RUNS_DIR / age_photo.AGERS[name].run_names()[0]
+    return age_photo.AGERS[name].run_dirs()[-1]  # the toy-face folder
 
 
 def _tiny_cyclegan():
@@ -54,8 +54,8 @@ def _write_cyclegan(as_checkpoint: bool = False):
 def _write_agegan(edges=(0, 30, 60)):
     from helpers.agegan import AgeGAN
 
-    gan = AgeGAN(n_groups=len(edges), image_size=16, ngf=4, ndf=4, n_enc_blocks=1, n_dec_blocks=1, style_dim=8,
-                 n_layers_D=2, group_edges=list(edges))
+    gan = AgeGAN(image_size=16, ngf=4, ndf=4, n_enc_blocks=1, n_dec_blocks=1, style_dim=8,
+                 n_layers_D=2, group_edges=tuple(edges))
     run_dir = _run_dir("agegan")
     Checkpointer(run_dir).save({"model": "agegan", "step": 3, "config": dict(gan.config),
                                 "networks": {k: v.state_dict() for k, v in gan.networks.items()}}, 3)
@@ -161,13 +161,16 @@ def test_cli_bad_inputs_end_with_a_message(runs, tmp_path, capsys):
     notes = tmp_path / "selfie.jpg"
     notes.write_text("not a photo at all")
     assert age_photo.main([str(notes), "--out", str(tmp_path / "o")]) == 1
-    assert "selfie.jpg" in capsys.readouterr().out
+    assert "selfie.jpg" in capsys.readouterr().err
     blank = tmp_path / "wall.png"
     Image.new("RGB", (120, 90), (200, 200, 200)).save(blank)
     assert age_photo.main([str(blank), "--out", str(tmp_path / "o")]) == 1
-    assert "No face" in capsys.readouterr().out
-    assert age_photo.main(["--out", str(tmp_path / "o")]) == 2
-    assert age_photo.main(["--example", "--model", "nope"]) == 2
+    assert "No face" in capsys.readouterr().err
+    for usage in (["--out", str(tmp_path / "o")], ["--example", "--model", "nope"]):  # argparse: exit 2, on stderr
+        with pytest.raises(SystemExit) as stop:
+            age_photo.main(usage)
+        assert stop.value.code == 2
+    assert "unknown model(s) nope" in capsys.readouterr().err
 
 
 def test_get_face_falls_back_to_the_example(tmp_path, capsys):

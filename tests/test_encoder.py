@@ -125,10 +125,12 @@ def test_resume_and_age_a_photo(G, tmp_path):
     z = torch.randn(3, NZ)
     assert torch.allclose(G2(z, torch.tensor([0, 1, 0])), G(z, torch.tensor([0, 1, 0])), atol=1e-6)
 
-    ager = en.load_ager(tmp_path / "run", "cpu")
+    from helpers.age_photo import EncoderAger
+
+    ager = EncoderAger(en.load_inversion(tmp_path / "run", "cpu"), tmp_path / "run")
     assert ager.labels == ["20-30", "60+"] and ager.steps == 4
     photo = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)
     aged = ager.age(photo, size=40)
     assert len(aged.images) == K and aged.images[0].shape == (40, 40, 3)
     with pytest.raises(FileNotFoundError):
-        en.load_ager(tmp_path / "empty", "cpu")
+        en.load_inversion(tmp_path / "empty", "cpu")
