@@ -30,8 +30,8 @@ lack the race field, one has a 16-digit timestamp); they are skipped and reporte
 and the folder kagglehub extracts it to, hold every image more than once (``UTKFace/``,
 ``crop_part1/`` (a subset of the same names) and copies of both under
 ``utkface_aligned_cropped/``), so images are deduplicated by file name, preferring the top-level
-``UTKFace/`` copy, and the report counts the extra copies as duplicates. Licence: the UTKFace authors allow non-commercial
-research use only; the images belong to their copyright holders.
+``UTKFace/`` copy, and the report counts the extra copies as duplicates. Licence: the UTKFace
+authors allow non-commercial research use only; the images belong to their copyright holders.
 
 **facial-age** (``"facial-age"``; Kaggle dataset ``frabbisw/facial-age``) is about 9,800 PNG faces
 sorted into folders by age: ``face_age/<zero-padded age>/<n>.png``. The age is the folder name;
@@ -72,6 +72,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import tarfile
 import zipfile
@@ -867,12 +868,13 @@ def _why(err: BaseException) -> str:
     """A failed download's cause in one line, e.g. ``no connection to Kaggle (ConnectionError: ...)``."""
     if isinstance(err, ImportError):
         return "kagglehub is not installed (pip install kagglehub)"
-    lines = str(err).strip().splitlines()
-    text = f"{type(err).__name__}: {lines[0] if lines else 'no message'}"
-    text = text if len(text) <= 240 else text[:237] + "..."
     kind = type(err).__name__
+    lines = str(err).strip().splitlines()
+    text = f"{kind}: {lines[0] if lines else 'no message'}"
+    text = text if len(text) <= 200 else text[:197] + "..."
     if isinstance(err, (ConnectionError, TimeoutError)) or "Connection" in kind or "Timeout" in kind:
-        return f"no connection to Kaggle ({text})"
+        host = re.search(r"host='([^']+)'", str(err))  # requests names the host it could not reach
+        return f"no connection to Kaggle ({f'{kind}: could not reach {host.group(1)}' if host else text})"
     return text
 
 

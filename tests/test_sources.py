@@ -454,7 +454,8 @@ def test_no_network_and_no_token(tmp_path, monkeypatch, capsys, offline_kagglehu
     assert offline_kagglehub == ["jangedoo/utkface-new"]
     assert isinstance(err.value, MissingCredentials) and isinstance(err.value, DATA_ERRORS)
     message = str(err.value)
-    for needed in ("kagglehub: no connection to Kaggle (ConnectionError", "Kaggle API: no Kaggle credentials",
+    for needed in ("kagglehub: no connection to Kaggle (ConnectionError: could not reach api.kaggle.com)",
+                   "Kaggle API: no Kaggle credentials",
                    "Connect to the internet", "without an account or token",
                    "https://www.kaggle.com/datasets/jangedoo/utkface-new", "archive.zip",
                    "load_faces('utkface', path=", "FACEAGING_SOURCE_PATH=", "FACEAGING_SOURCE=utkface",
@@ -602,6 +603,7 @@ def test_kagglehub_error_without_connection_words(tmp_path, monkeypatch):
     with pytest.raises(DownloadFailed) as err:
         get_utkface(data_dir=tmp_path / "data", verbose=False)
     assert "kagglehub: RuntimeError: 403 Forbidden\n" in str(err.value)
+    assert sources._why(TimeoutError("x" * 500)) == f"no connection to Kaggle (TimeoutError: {'x' * 183}...)"
     assert "second line" not in str(err.value) and "Connect to the internet" in str(err.value)
 
 
