@@ -26,11 +26,12 @@ account. Every notebook runs on them; the real datasets below are optional.
 cropped faces aged 1 to 116. The labels are in the file name,
 ``age_gender_race_yyyymmddHHMMSSFFF.jpg.chip.jpg``: gender 0 male / 1 female, race 0-4 as in the
 table above, and the date and time the photo was collected. A handful of names are broken (two
-lack the race field, one has a 16-digit timestamp); they are skipped and reported. The Kaggle zip
-holds every image more than once (``UTKFace/``, ``crop_part1/`` (a subset of the same names) and
-copies of both under ``utkface_aligned_cropped/``), so images are deduplicated by file name,
-preferring the top-level ``UTKFace/`` copy. Licence: the UTKFace authors allow non-commercial
-research use only; the images belong to their copyright holders.
+lack the race field, one has a 16-digit timestamp); they are skipped and reported. The Kaggle zip,
+and the folder kagglehub extracts it to, hold every image more than once (``UTKFace/``,
+``crop_part1/`` (a subset of the same names) and copies of both under
+``utkface_aligned_cropped/``), so images are deduplicated by file name, preferring the top-level
+``UTKFace/`` copy, and the report counts the extra copies as duplicates. Licence: the UTKFace
+authors allow non-commercial research use only; the images belong to their copyright holders.
 
 **facial-age** (``"facial-age"``; Kaggle dataset ``frabbisw/facial-age``) is about 9,800 PNG faces
 sorted into folders by age: ``face_age/<zero-padded age>/<n>.png``. The age is the folder name;
@@ -53,11 +54,17 @@ Getting the files
 -----------------
 ``load_*(path)`` reads a folder or an archive you already have; archives are unpacked with
 :func:`safe_extract`, which refuses any entry that would land outside the destination folder.
-``get_*()`` finds the data under ``DATA_DIR/<source>`` (an extracted folder or an archive there)
-and otherwise downloads it from Kaggle when Kaggle credentials exist (see
-:func:`find_kaggle_credentials`); without them it raises :class:`MissingCredentials`, whose
-message explains how to make a token or how to use a zip downloaded by hand. :func:`load_faces`
-is the one entry point the notebooks call.
+``get_*()`` takes, in this order: the ``path`` you give (a folder, or a zip downloaded by hand);
+what is already on disk, under ``DATA_DIR/<source>`` (an extracted folder or a zip there) or,
+for the Kaggle datasets, in kagglehub's cache (``~/.cache/kagglehub/datasets/<owner>/<name>/``,
+or under ``$KAGGLEHUB_CACHE``); then a download with ``kagglehub.dataset_download(slug)``, which
+needs no token for these public datasets and reads Colab's secrets itself; then, when kagglehub
+fails (no connection, not installed) and Kaggle credentials exist (see
+:func:`find_kaggle_credentials`), a download of the zip with the Kaggle API. When all of that
+fails it raises :class:`DownloadFailed` (a :class:`MissingCredentials`), whose message lists
+each try and what to do: connect, or download the zip by hand and pass its path (or set
+``FACEAGING_SOURCE_PATH``), or make a token. :func:`load_faces` is the one entry point the
+notebooks call; its ``"auto"`` source never goes online to decide (see :func:`choose_source`).
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sys
 import tarfile
 import zipfile
@@ -107,11 +115,25 @@ class UnsafeArchive(ValueError):
 
 
 class MissingCredentials(RuntimeError):
-    """No Kaggle credentials, so a Kaggle dataset cannot be downloaded."""
+    """No Kaggle credentials (or rejected ones), so the Kaggle API cannot download a dataset."""
+
+
+class DownloadFailed(MissingCredentials):
+    """Every way of fetching a Kaggle dataset failed (kagglehub, then the Kaggle API).
+
+    The message lists what each try hit and what to do. A subclass of :class:`MissingCredentials`,
+    so code that catches that (the notebooks, the train commands) catches this too.
+    """
 
 
 class DatasetNotFound(FileNotFoundError):
     """A dataset that is neither at the given path nor under ``DATA_DIR``."""
+
+
+#: The errors a student can fix: each message says what is wrong and what to do. A notebook
+#: catches these, prints the message and carries on with the toy faces.
+#: (``DownloadFailed`` is a ``MissingCredentials``.)
+DATA_ERRORS: tuple[type[Exception], ...] = (MissingCredentials, DatasetNotFound, UnsafeArchive)
 
 
 @dataclass
@@ -323,6 +345,13 @@ def _unpack_if_archive(path: Path, extract_to: str | os.PathLike | None, name: s
     return path
 
 
+def _load_given(loader, path, base: Path, data_dir, verbose: bool, max_images, **kw) -> pd.DataFrame:
+    """Load a folder or archive the caller named; an archive goes under ``data_dir/<source>`` when given."""
+    if data_dir is not None:
+        kw.setdefault("extract_to", base)
+    return loader(path, verbose=verbose, max_images=max_images, **kw)
+
+
 # ----------------------------------------------------------------------------------------------
 # UTKFace
 # ----------------------------------------------------------------------------------------------
@@ -431,10 +460,13 @@ def get_utkface(
     max_images: int | None = None,
     **kw,
 ) -> pd.DataFrame:
-    """UTKFace from ``path``, else from ``data_dir/utkface`` (default DATA_DIR), else from Kaggle.
+    """UTKFace from ``path``, else from disk, else downloaded: kagglehub first, then the Kaggle API.
 
-    Raises :class:`MissingCredentials` (with what to do) when it would have to download and no
-    Kaggle credentials exist.
+    On disk means ``data_dir/utkface`` (default ``DATA_DIR/utkface``: a zip or its images) or
+    kagglehub's cache. The download needs no token (kagglehub); the Kaggle API is the fallback
+    when kagglehub fails and credentials exist. When nothing works it raises
+    :class:`DownloadFailed`, whose message says what each try hit and what to do (connect, or
+    download the zip by hand and pass its path). The full order is in :func:`_get_kaggle`.
     """
     return _get_kaggle(UTKFACE_SLUG, "utkface", load_utkface, path, data_dir, verbose, max_images, **kw)
 
@@ -500,7 +532,7 @@ def get_facial_age(
     max_images: int | None = None,
     **kw,
 ) -> pd.DataFrame:
-    """facial-age from ``path``, else from ``data_dir/facial-age``, else from Kaggle (see get_utkface)."""
+    """facial-age from ``path``, else from disk, else from Kaggle: the same order as :func:`get_utkface`."""
     return _get_kaggle(FACIAL_AGE_SLUG, "facial-age", load_facial_age, path, data_dir, verbose, max_images, **kw)
 
 
@@ -629,9 +661,7 @@ def get_imdb_wiki(
     """
     base = Path(data_dir or config.DATA_DIR).expanduser() / "imdb-wiki"
     if path is not None:
-        if data_dir is not None:
-            kw.setdefault("extract_to", base)
-        return load_imdb_wiki(path, verbose=verbose, max_images=max_images, **kw)
+        return _load_given(load_imdb_wiki, path, base, data_dir, verbose, max_images, **kw)
     if base.is_dir():
         for archive in sorted(p for p in base.iterdir() if _is_archive(p)):
             safe_extract(archive, base, verbose=verbose)
@@ -645,8 +675,38 @@ def get_imdb_wiki(
 
 
 # ----------------------------------------------------------------------------------------------
-# Kaggle: credentials, download, and the get-logic shared by UTKFace and facial-age
+# Kaggle: kagglehub, credentials, the Kaggle API, and the get-logic shared by UTKFace and facial-age
 # ----------------------------------------------------------------------------------------------
+
+#: The source name of each Kaggle dataset, for messages.
+_KAGGLE_NAMES = {UTKFACE_SLUG: "utkface", FACIAL_AGE_SLUG: "facial-age"}
+
+
+def kagglehub_cache_dir() -> Path:
+    """kagglehub's cache folder: ``$KAGGLEHUB_CACHE``, else ``~/.cache/kagglehub`` (as kagglehub decides it)."""
+    return Path(os.environ.get("KAGGLEHUB_CACHE") or Path.home() / ".cache" / "kagglehub").expanduser()
+
+
+def find_kagglehub_copy(slug: str) -> Path | None:
+    """The newest complete copy of Kaggle dataset ``slug`` in kagglehub's cache, or None. Disk only.
+
+    kagglehub keeps dataset ``owner/name`` version N in ``<cache>/datasets/owner/name/versions/N/``
+    and writes ``<cache>/datasets/owner/name/N.complete`` once it is fully extracted; a version
+    without that marker (an interrupted download) is ignored. This reads the folder itself
+    because ``kagglehub.dataset_download`` asks Kaggle for the latest version number first, so it
+    fails offline even when the data is already on disk.
+    """
+    owner, name = slug.split("/")[:2]
+    root = kagglehub_cache_dir() / "datasets" / owner / name
+    versions = root / "versions"
+    if not versions.is_dir():
+        return None
+    numbered = sorted((p for p in versions.iterdir() if p.is_dir() and p.name.isdigit()),
+                      key=lambda p: int(p.name), reverse=True)
+    for folder in numbered:
+        if (root / f"{folder.name}.complete").is_file():
+            return folder
+    return None
 
 
 def _kaggle_config_dir() -> Path:
@@ -657,6 +717,11 @@ def _kaggle_config_dir() -> Path:
     if home.exists() or not sys.platform.startswith("linux"):
         return home
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path("~/.config").expanduser()) / "kaggle"
+
+
+def _in_colab() -> bool:
+    """True inside a Google Colab notebook (its kernel imports google.colab at start)."""
+    return "google.colab" in sys.modules
 
 
 def _colab_secrets() -> tuple[str, str] | None:
@@ -704,23 +769,39 @@ def find_kaggle_credentials() -> str | None:
     return None
 
 
-def _missing_credentials_message(slug: str, dest: Path) -> str:
-    name = {UTKFACE_SLUG: "utkface", FACIAL_AGE_SLUG: "facial-age"}.get(slug, slug)
+def _where_credentials_are_looked_for() -> str:
+    return ("the environment variables KAGGLE_USERNAME + KAGGLE_KEY and KAGGLE_API_TOKEN, "
+            f"{_kaggle_config_dir() / 'kaggle.json'}, ~/.kaggle/access_token, and Colab secrets")
+
+
+def _what_to_do(slug: str, dest: Path) -> str:
+    """The ways out when a Kaggle dataset cannot be fetched, for every download error message."""
+    name = _KAGGLE_NAMES.get(slug, slug)
     return (
-        f"No Kaggle credentials found, so the {name} dataset ({slug}) cannot be downloaded.\n"
-        "Looked in: the environment variables KAGGLE_USERNAME + KAGGLE_KEY and KAGGLE_API_TOKEN, "
-        f"{_kaggle_config_dir() / 'kaggle.json'}, ~/.kaggle/access_token, and Colab secrets.\n"
         "Any one of these fixes it:\n"
-        "  1. Make a Kaggle API token: on kaggle.com open Settings -> API -> Create New Token. Save the\n"
-        "     kaggle.json it gives you as ~/.kaggle/kaggle.json and run: chmod 600 ~/.kaggle/kaggle.json\n"
+        "  1. Connect to the internet and run this again: kagglehub downloads public Kaggle datasets\n"
+        "     without an account or token (pip install kagglehub if it is missing).\n"
+        f"  2. Use a zip downloaded by hand: download it from https://www.kaggle.com/datasets/{slug}\n"
+        "     (the Download button; sign in if Kaggle asks), then\n"
+        f"     call load_faces({name!r}, path='path/to/archive.zip'), or, for the notebooks and commands,\n"
+        f"     set FACEAGING_SOURCE={name} and FACEAGING_SOURCE_PATH=path/to/archive.zip,\n"
+        f"     or put the zip at {dest / 'archive.zip'} and run this again.\n"
+        "  3. Make a Kaggle API token (tried when kagglehub fails): on kaggle.com open Settings -> API ->\n"
+        "     Create New Token. Save the kaggle.json it gives you as ~/.kaggle/kaggle.json and run:\n"
+        "     chmod 600 ~/.kaggle/kaggle.json\n"
         "     Or set the environment variables KAGGLE_USERNAME and KAGGLE_KEY (the two values in that file).\n"
         "     On Colab: add KAGGLE_USERNAME and KAGGLE_KEY as secrets (the key icon on the left) and let\n"
         "     this notebook access them.\n"
-        f"  2. Use a zip downloaded by hand: download it from https://www.kaggle.com/datasets/{slug}\n"
-        f"     then call load_faces({name!r}, path='path/to/archive.zip'),\n"
-        f"     or put the zip at {dest / 'archive.zip'} and run this again.\n"
-        "  3. Skip real data: the toy faces, load_faces('toy'), are built in and need no account,\n"
+        "  4. Skip real data: the toy faces, load_faces('toy'), are built in and need no account,\n"
         "     credentials or download."
+    )
+
+
+def _missing_credentials_message(slug: str, dest: Path) -> str:
+    name = _KAGGLE_NAMES.get(slug, slug)
+    return (
+        f"No Kaggle credentials found, so the Kaggle API cannot download the {name} dataset ({slug}).\n"
+        f"Looked in: {_where_credentials_are_looked_for()}.\n" + _what_to_do(slug, dest)
     )
 
 
@@ -746,16 +827,16 @@ def _kaggle_api(slug: str, dest: Path):
     except SystemExit:  # kaggle calls exit(1) when it rejects the credentials
         raise MissingCredentials(
             f"Kaggle credentials were found ({where}) but Kaggle did not accept them:\n{said.getvalue()}\n"
-            + _missing_credentials_message(slug, dest)
+            + _what_to_do(slug, dest)
         ) from None
     return api
 
 
 def download_kaggle_dataset(slug: str, dest: str | os.PathLike, quiet: bool = False) -> Path:
-    """Download Kaggle dataset ``slug`` ("owner/name") as ``dest/<name>.zip`` and return its path.
+    """Download Kaggle dataset ``slug`` ("owner/name") with the Kaggle API as ``dest/<name>.zip``.
 
-    Nothing is unzipped (see :func:`safe_extract`). A complete zip already there is reused.
-    Raises :class:`MissingCredentials` when there are no Kaggle credentials.
+    Needs Kaggle credentials (:class:`MissingCredentials` otherwise). Nothing is unzipped (see
+    :func:`safe_extract`). A complete zip already there is reused. Returns the zip's path.
     """
     dest = Path(dest).expanduser()
     zip_path = dest / f"{slug.split('/')[-1]}.zip"
@@ -765,6 +846,36 @@ def download_kaggle_dataset(slug: str, dest: str | os.PathLike, quiet: bool = Fa
     dest.mkdir(parents=True, exist_ok=True)
     api.dataset_download_files(slug, path=str(dest), quiet=quiet, unzip=False)
     return zip_path
+
+
+def kagglehub_download(slug: str) -> Path:
+    """Download (or find in its cache) Kaggle dataset ``slug`` with kagglehub; return its folder.
+
+    kagglehub needs no token for a public dataset, reads Colab's secrets itself, downloads the
+    zip once into its cache (:func:`kagglehub_cache_dir`) and returns the extracted folder. It
+    needs the network even for a cached copy (it asks for the latest version first); any failure
+    is raised as it comes (an ``ImportError`` when kagglehub is not installed).
+    """
+    import kagglehub  # imported here: only a download needs it, and it is slow-ish to import
+
+    folder = Path(kagglehub.dataset_download(slug))
+    if not folder.is_dir():
+        raise DatasetNotFound(f"kagglehub returned {folder}, which is not a folder")
+    return folder
+
+
+def _why(err: BaseException) -> str:
+    """A failed download's cause in one line, e.g. ``no connection to Kaggle (ConnectionError: ...)``."""
+    if isinstance(err, ImportError):
+        return "kagglehub is not installed (pip install kagglehub)"
+    kind = type(err).__name__
+    lines = str(err).strip().splitlines()
+    text = f"{kind}: {lines[0] if lines else 'no message'}"
+    text = text if len(text) <= 200 else text[:197] + "..."
+    if isinstance(err, (ConnectionError, TimeoutError)) or "Connection" in kind or "Timeout" in kind:
+        host = re.search(r"host='([^']+)'", str(err))  # requests names the host it could not reach
+        return f"no connection to Kaggle ({f'{kind}: could not reach {host.group(1)}' if host else text})"
+    return text
 
 
 def _get_kaggle(
@@ -777,26 +888,64 @@ def _get_kaggle(
     max_images: int | None = None,
     **kw,
 ) -> pd.DataFrame:
-    """The get-logic for a Kaggle dataset: ``path``, else ``data_dir/name``, else download.
+    """The get-logic for a Kaggle dataset. What is on disk comes first; the network only after.
 
-    1. ``path`` given: load it (a folder, or an archive extracted to ``data_dir/name`` when
-       ``data_dir`` is given, else to the loader's default under DATA_DIR).
-    2. ``data_dir/name`` holds a zip (by hand or from an earlier download): extract it there
-       once, then load the folder. Or it already holds the extracted files: load them.
-    3. Kaggle credentials exist: download the zip into ``data_dir/name``, extract, load.
-    4. Otherwise raise :class:`MissingCredentials`, which says what to do.
+    1. ``path`` given (a folder, or a zip you downloaded by hand): load it. An archive is
+       extracted to ``data_dir/name`` when ``data_dir`` is given, else to the loader's default.
+    2. ``data_dir/name`` (default ``DATA_DIR/name``) holds a zip (put there by hand or by an
+       earlier Kaggle API download): extract it there once, then load. Or it already holds the
+       extracted images: load them.
+    3. kagglehub's cache already holds a complete copy (:func:`find_kagglehub_copy`): load it.
+    4. Download with kagglehub (no token needed) and load the folder it returns.
+    5. kagglehub failed (no connection, not installed ...) and Kaggle credentials exist: download
+       the zip with the Kaggle API into ``data_dir/name``, extract, load.
+    6. Otherwise raise :class:`DownloadFailed` (a :class:`MissingCredentials`), whose message says
+       what each try hit and what to do.
     """
     base = Path(data_dir or config.DATA_DIR).expanduser() / name
     if path is not None:
-        if data_dir is not None:  # an archive given by path is unpacked under data_dir too
-            kw.setdefault("extract_to", base)
-        return loader(path, verbose=verbose, max_images=max_images, **kw)
+        return _load_given(loader, path, base, data_dir, verbose, max_images, **kw)
     archives = sorted(p for p in base.glob("*.zip") if zipfile.is_zipfile(p)) if base.is_dir() else []
-    if not archives and not (base.is_dir() and any(_walk_images(base))):
-        archives = [download_kaggle_dataset(slug, base, quiet=not verbose)]
-    for archive in archives:
-        safe_extract(archive, base, verbose=verbose)
-    return loader(base, verbose=verbose, max_images=max_images, **kw)
+    if archives or (base.is_dir() and any(_walk_images(base))):
+        for archive in archives:
+            safe_extract(archive, base, verbose=verbose)
+        return loader(base, verbose=verbose, max_images=max_images, **kw)
+    cached = find_kagglehub_copy(slug)
+    if cached is not None:
+        if verbose:
+            print(f"{name}: kagglehub's copy in {cached}")
+        return loader(cached, verbose=verbose, max_images=max_images, **kw)
+
+    tries = [f"on disk: nothing in {base} or in kagglehub's cache {kagglehub_cache_dir()}"]
+    if verbose:
+        print(f"{name}: downloading {slug} with kagglehub (no token needed) ...")
+    try:
+        folder = kagglehub_download(slug)
+    except Exception as err:  # no network, not installed, Kaggle refused ...: tried next way, then told
+        tries.append(f"kagglehub: {_why(err)}")
+        if verbose:
+            print(f"{name}: kagglehub could not download it: {_why(err)}")
+    else:
+        return loader(folder, verbose=verbose, max_images=max_images, **kw)
+
+    where = find_kaggle_credentials()
+    if where is None:
+        tries.append(f"Kaggle API: no Kaggle credentials (looked in {_where_credentials_are_looked_for()})")
+    else:
+        if verbose:
+            print(f"{name}: trying the Kaggle API with the credentials in {where} ...")
+        try:
+            archive = download_kaggle_dataset(slug, base, quiet=not verbose)
+        except Exception as err:  # rejected credentials, no network ...
+            tries.append(f"Kaggle API (credentials in {where}): {_why(err)}")
+        else:
+            safe_extract(archive, base, verbose=verbose)
+            return loader(base, verbose=verbose, max_images=max_images, **kw)
+    raise DownloadFailed(
+        f"Could not get the {name} dataset ({slug}). Tried:\n"
+        + "".join(f"  - {t}\n" for t in tries)
+        + _what_to_do(slug, base)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -807,18 +956,35 @@ def _get_kaggle(
 def choose_source(path=None, data_dir=None) -> tuple[str, str]:
     """What ``load_faces("auto")`` uses, and why: UTKFace when it is at hand, else the toy faces.
 
-    UTKFace counts as at hand when ``path`` is given, when ``data_dir/utkface`` (default
-    ``DATA_DIR/utkface``) already holds its zip or images, or when Kaggle credentials exist.
+    UTKFace counts as at hand when
+
+    - ``path`` is given;
+    - it is already on disk: ``data_dir/utkface`` (default ``DATA_DIR/utkface``) holds its zip or
+      images, or kagglehub's cache holds a complete copy (:func:`find_kagglehub_copy`);
+    - Kaggle credentials exist (:func:`find_kaggle_credentials`): whoever made a token wants the
+      download;
+    - or this is Google Colab, which is online and where kagglehub downloads without a token.
+
+    This only looks at the disk and the environment, never the network. kagglehub needs no
+    token, so "auto" could try it anywhere; it does not, so that a laptop with no connection
+    and a CI machine get the toy faces at once instead of a failed download. Ask for
+    ``load_faces("utkface")`` to download with kagglehub anywhere.
     """
     if path is not None:
         return "utkface", f"given {path}"
     base = Path(data_dir or config.DATA_DIR).expanduser() / "utkface"
     if base.is_dir() and (any(base.glob("*.zip")) or any(base.rglob("*.jpg"))):
         return "utkface", f"found in {base}"
+    cached = find_kagglehub_copy(UTKFACE_SLUG)
+    if cached is not None:
+        return "utkface", f"kagglehub's copy in {cached}"
     where = find_kaggle_credentials()
     if where is not None:
         return "utkface", f"Kaggle credentials in {where}"
-    return "toy", "no UTKFace zip or folder and no Kaggle credentials; the built-in toy faces need neither"
+    if _in_colab():
+        return "utkface", "on Colab, where kagglehub downloads it without a token"
+    return "toy", ("no UTKFace on disk, no Kaggle credentials and not on Colab, so no download is tried; "
+                   "the built-in toy faces need none of these (load_faces('utkface') downloads it)")
 
 
 def load_faces(
@@ -832,10 +998,12 @@ def load_faces(
 
     ``source`` is one of :data:`SOURCES`: ``"toy"`` (built in, offline), ``"utkface"``,
     ``"facial-age"`` or ``"imdb-wiki"``; or ``"auto"``: UTKFace when it is at hand (see
-    :func:`choose_source`), the toy faces otherwise. ``path`` points at a folder or an archive you already
-    have; without it the data is looked for under ``DATA_DIR`` and, for the Kaggle datasets,
-    downloaded. ``max_images`` keeps a seeded random subset. Other keywords go to the loader
-    (``data_dir=``, ``seed=``, ``min_face_score=`` ...; for "toy", to ``load_toy_faces``).
+    :func:`choose_source`; it never goes online to find out), the toy faces otherwise, and the
+    toy faces too when getting UTKFace then fails. ``path`` points at a folder or an archive you
+    already have; without it the data is looked for on disk and, for the Kaggle datasets,
+    downloaded (kagglehub, then the Kaggle API: see :func:`get_utkface`). ``max_images`` keeps a
+    seeded random subset. Other keywords go to the loader (``data_dir=``, ``seed=``,
+    ``min_face_score=`` ...; for "toy", to ``load_toy_faces``).
     """
     key = source.strip().lower().replace("_", "-")
     if key == "auto":
@@ -845,7 +1013,7 @@ def load_faces(
         if key == "utkface":
             try:
                 return get_utkface(path=path, verbose=verbose, max_images=max_images, **kw)
-            except (MissingCredentials, OSError) as err:  # e.g. credentials but no network
+            except (MissingCredentials, OSError) as err:  # DownloadFailed, e.g. credentials but no network
                 if verbose:
                     print(f"could not get UTKFace ({type(err).__name__}: {str(err).splitlines()[0]}); "
                           "using the toy faces instead")

@@ -11,22 +11,29 @@ import zipfile
 from datetime import date
 from pathlib import Path
 
+import kagglehub
 import numpy as np
 import pandas as pd
 import pytest
+import requests
+from kagglehub.cache import Cache
+from kagglehub.handle import parse_dataset_handle
 from PIL import Image
 
 from helpers import sources
 from helpers.sources import (
     COLUMNS,
+    DATA_ERRORS,
     SOURCES,
     DatasetNotFound,
+    DownloadFailed,
     LoadReport,
     MalformedName,
     MissingCredentials,
     UnsafeArchive,
     UTKName,
     find_kaggle_credentials,
+    find_kagglehub_copy,
     get_facial_age,
     get_imdb_wiki,
     get_utkface,
@@ -69,6 +76,49 @@ def check_table(df: pd.DataFrame, source: str) -> None:
 
 def check_balance(r: LoadReport) -> None:
     assert r.found == r.kept + r.duplicates + len(r.malformed) + len(r.unreadable) + r.filtered
+
+
+REAL_DATASET_DOWNLOAD = kagglehub.dataset_download
+
+
+@pytest.fixture(autouse=True)
+def offline_kagglehub(tmp_path, monkeypatch) -> list[str]:
+    """No test reaches Kaggle: kagglehub's cache is an empty folder in tmp_path, and
+    kagglehub.dataset_download fails as it does with no connection. Returns the handles asked for."""
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub-cache"))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    asked: list[str] = []
+
+    def no_network(handle, *args, **kw):
+        asked.append(handle)
+        raise requests.exceptions.ConnectionError(
+            "HTTPSConnectionPool(host='api.kaggle.com', port=443): Max retries exceeded (Failed to resolve)")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", no_network)
+    return asked
+
+
+def kagglehub_online(monkeypatch, files: dict[str, bytes], version: int = 1) -> list[str]:
+    """Let kagglehub.dataset_download "download" ``files`` and return the handles asked for.
+
+    Only the network is faked: the files go where kagglehub's own Cache puts version ``version``,
+    marked complete the way kagglehub marks it, and the folder returned is what the real
+    kagglehub.dataset_download answers (offline, from its cache) for that version.
+    """
+    asked: list[str] = []
+
+    def download(handle, *args, **kw):
+        asked.append(handle)
+        h = parse_dataset_handle(f"{handle}/versions/{version}")
+        folder = Path(Cache().get_path(h))
+        for name, data in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+        Cache().mark_as_complete(h)
+        return REAL_DATASET_DOWNLOAD(f"{handle}/versions/{version}")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", download)
+    return asked
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,9 +171,9 @@ TEXT = "31_1_0_20170101000000007.jpg.chip.jpg"  # a text file named .jpg
 BROKEN_FIRST = "50_1_2_20170101000000008.jpg.chip.jpg"  # empty in UTKFace/, fine in crop_part1/
 
 
-@pytest.fixture
-def kaggle_zip(tmp_path) -> Path:
-    """A zip shaped like jangedoo/utkface-new, with broken files mixed in."""
+def utkface_files() -> dict[str, bytes]:
+    """The files of jangedoo/utkface-new in miniature: UTKFace/, crop_part1/ (a subset), both copied
+    again under utkface_aligned_cropped/, with broken files and a malformed name mixed in."""
     jpg, png = image_bytes(), image_bytes("PNG")
     files: dict[str, bytes] = {}
     top = {**{n: jpg for n in MAIN}, REAL_MALFORMED[1]: jpg, EMPTY: b"", TEXT: b"not an image\n", BROKEN_FIRST: b""}
@@ -133,9 +183,20 @@ def kaggle_zip(tmp_path) -> Path:
         files.update({f"{prefix}crop_part1/{n}": b for n, b in crop.items()})
     files["notes.txt"] = b"not an image, not counted"
     files["__MACOSX/UTKFace/._20_0_0_20170101000000001.jpg.chip.jpg"] = png
+    return files
+
+
+#: Image files in utkface_files() (found), and the rows they give (kept): each face once.
+UTK_FOUND = 2 * (len(MAIN) + 4) + 2 * 4  # 8 in UTKFace/ + 4 in crop_part1/, twice
+UTK_KEPT = sorted(MAIN + [CROP_ONLY, BROKEN_FIRST])
+
+
+@pytest.fixture
+def kaggle_zip(tmp_path) -> Path:
+    """A zip shaped like jangedoo/utkface-new, with broken files mixed in."""
     archive = tmp_path / "archive.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for name, data in files.items():
+        for name, data in utkface_files().items():
             zf.writestr(name, data)
     return archive
 
@@ -145,9 +206,9 @@ def test_load_utkface_kaggle_zip(kaggle_zip, tmp_path, capsys):
     assert capsys.readouterr().out == ""  # silent unless verbose
     check_table(df, "utkface")
     names = [Path(p).name for p in df["path"]]
-    assert names == sorted(MAIN + [CROP_ONLY, BROKEN_FIRST])  # each once, sorted by name
+    assert names == UTK_KEPT  # each once, sorted by name
     r = df.attrs["report"]
-    assert r.found == 2 * (len(MAIN) + 4) + 2 * 4  # 8 top + 4 crop, twice
+    assert r.found == UTK_FOUND
     assert r.kept == 6
     assert r.malformed == [REAL_MALFORMED[1]]
     assert sorted(r.unreadable) == sorted([EMPTY, TEXT])
@@ -383,21 +444,32 @@ def clear_kaggle_env(monkeypatch, home: Path) -> Path:
     return home
 
 
-def test_missing_credentials(tmp_path, monkeypatch, capsys):
+def test_no_network_and_no_token(tmp_path, monkeypatch, capsys, offline_kagglehub):
+    """kagglehub fails (no connection), no token for the Kaggle API: one error that says what to do."""
     clear_kaggle_env(monkeypatch, tmp_path / "home")
     kaggle_loaded = "kaggle" in sys.modules
     assert find_kaggle_credentials() is None
-    with pytest.raises(MissingCredentials) as err:
+    with pytest.raises(DownloadFailed) as err:
         get_utkface(data_dir=tmp_path / "data")
+    assert offline_kagglehub == ["jangedoo/utkface-new"]
+    assert isinstance(err.value, MissingCredentials) and isinstance(err.value, DATA_ERRORS)
     message = str(err.value)
-    for needed in ("kaggle.json", "chmod 600", "KAGGLE_USERNAME", "KAGGLE_KEY", "Colab",
+    for needed in ("kagglehub: no connection to Kaggle (ConnectionError: could not reach api.kaggle.com)",
+                   "Kaggle API: no Kaggle credentials",
+                   "Connect to the internet", "without an account or token",
                    "https://www.kaggle.com/datasets/jangedoo/utkface-new", "archive.zip",
-                   "load_faces('utkface', path=", "toy"):
+                   "load_faces('utkface', path=", "FACEAGING_SOURCE_PATH=", "FACEAGING_SOURCE=utkface",
+                   str(tmp_path / "data" / "utkface" / "archive.zip"),
+                   "kaggle.json", "chmod 600", "KAGGLE_USERNAME", "KAGGLE_KEY", "Colab", "toy"):
         assert needed in message, needed
-    assert capsys.readouterr().out == ""  # kaggle's own long auth text was never printed
+    printed = capsys.readouterr()
+    assert all(line.startswith("utkface: ") for line in printed.out.splitlines())  # no kaggle auth text
+    assert "no connection to Kaggle" in printed.out and printed.err == ""
     assert ("kaggle" in sys.modules) == kaggle_loaded  # not imported without credentials
-    with pytest.raises(MissingCredentials, match="frabbisw/facial-age"):
-        load_faces("facial-age", data_dir=tmp_path / "data")
+    assert not (tmp_path / "data").exists()  # nothing half-made on disk
+    with pytest.raises(DownloadFailed, match="frabbisw/facial-age"):
+        load_faces("facial-age", data_dir=tmp_path / "data", verbose=False)
+    assert offline_kagglehub[-1] == "frabbisw/facial-age"
 
 
 def test_credentials_found(tmp_path, monkeypatch):
@@ -420,24 +492,148 @@ def test_credentials_found(tmp_path, monkeypatch):
     assert "KAGGLE_USERNAME" in find_kaggle_credentials()
 
 
-def test_get_utkface_downloads_only_when_needed(tmp_path, monkeypatch, kaggle_zip):
-    """With credentials, get_utkface downloads (faked here), extracts and loads; the next call reuses it."""
-    clear_kaggle_env(monkeypatch, tmp_path / "home")
-    monkeypatch.setenv("KAGGLE_USERNAME", "student")
-    monkeypatch.setenv("KAGGLE_KEY", "0123abcd")
-    calls = []
+def fake_kaggle_api(monkeypatch, zip_bytes: bytes | None, calls: list) -> None:
+    """Replace the Kaggle API: it "downloads" ``zip_bytes``, or fails like an offline one when None."""
 
     class FakeApi:
         def dataset_download_files(self, slug, path, quiet, unzip):
-            calls.append(slug)
+            calls.append(("api", slug))
             assert unzip is False
-            (Path(path) / "utkface-new.zip").write_bytes(kaggle_zip.read_bytes())
+            if zip_bytes is None:
+                raise requests.exceptions.ConnectionError("Failed to resolve 'www.kaggle.com'")
+            (Path(path) / "utkface-new.zip").write_bytes(zip_bytes)
 
     monkeypatch.setattr(sources, "_kaggle_api", lambda slug, dest: FakeApi())
-    df = get_utkface(data_dir=tmp_path / "data", verbose=False)
-    assert calls == ["jangedoo/utkface-new"] and len(df) == 6
-    df = get_utkface(data_dir=tmp_path / "data", verbose=False, max_images=2)
-    assert calls == ["jangedoo/utkface-new"] and len(df) == 2
+
+
+def test_kaggle_api_after_kagglehub_fails(tmp_path, monkeypatch, kaggle_zip, offline_kagglehub, capsys):
+    """kagglehub first; when it fails and a token exists, the Kaggle API downloads; the next call reuses it."""
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("KAGGLE_USERNAME", "student")
+    monkeypatch.setenv("KAGGLE_KEY", "0123abcd")
+    calls: list = []
+    fake_kaggle_api(monkeypatch, kaggle_zip.read_bytes(), calls)
+    df = get_utkface(data_dir=tmp_path / "data")
+    assert offline_kagglehub == ["jangedoo/utkface-new"] and calls == [("api", "jangedoo/utkface-new")]
+    assert [Path(p).name for p in df["path"]] == UTK_KEPT
+    out = capsys.readouterr().out
+    assert out.index("kagglehub could not") < out.index("trying the Kaggle API with the credentials in environment")
+    df = get_utkface(data_dir=tmp_path / "data", verbose=False, max_images=2)  # the zip is on disk now
+    assert len(offline_kagglehub) == 1 and len(calls) == 1 and len(df) == 2
+
+
+def test_kagglehub_and_kaggle_api_both_fail(tmp_path, monkeypatch, offline_kagglehub):
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_abc")
+    calls: list = []
+    fake_kaggle_api(monkeypatch, None, calls)
+    with pytest.raises(DownloadFailed) as err:
+        get_utkface(data_dir=tmp_path / "data", verbose=False)
+    assert len(offline_kagglehub) == 1 and len(calls) == 1
+    message = str(err.value)
+    assert "kagglehub: no connection to Kaggle" in message
+    assert "Kaggle API (credentials in environment variable KAGGLE_API_TOKEN): no connection to Kaggle" in message
+    assert "Connect to the internet" in message and "FACEAGING_SOURCE_PATH" in message
+
+
+# ------------------------------------------------------------------------------------------------
+# kagglehub
+# ------------------------------------------------------------------------------------------------
+
+
+def test_get_utkface_with_kagglehub(tmp_path, monkeypatch, capsys):
+    """No token: kagglehub downloads; its folder holds every face 2-4 times, and each is loaded once."""
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    asked = kagglehub_online(monkeypatch, utkface_files())
+    df = get_utkface(data_dir=tmp_path / "data")
+    assert asked == ["jangedoo/utkface-new"]
+    check_table(df, "utkface")
+    assert [Path(p).name for p in df["path"]] == UTK_KEPT
+    folder = tmp_path / "kagglehub-cache" / "datasets" / "jangedoo" / "utkface-new" / "versions" / "1"
+    by_name = {Path(p).name: Path(p).parent for p in df["path"]}
+    assert by_name[MAIN[0]] == (folder / "UTKFace").resolve()  # the top-level copy, not an aligned duplicate
+    assert by_name[CROP_ONLY] == (folder / "crop_part1").resolve()
+    assert all("utkface_aligned_cropped" not in p for p in df["path"])
+    r = df.attrs["report"]
+    assert (r.found, r.kept, r.malformed) == (UTK_FOUND, 6, [REAL_MALFORMED[1]])
+    assert r.duplicates == UTK_FOUND - 6 - 1 - 2  # every copy but one of each name
+    check_balance(r)
+    assert "downloading jangedoo/utkface-new with kagglehub" in capsys.readouterr().out
+    assert not (tmp_path / "data").exists()  # kagglehub's folder is read in place, not copied
+
+    # Offline from now on: the next call finds kagglehub's copy on disk and never calls it.
+    assert find_kagglehub_copy("jangedoo/utkface-new") == folder
+    monkeypatch.setattr(kagglehub, "dataset_download", lambda *a, **k: pytest.fail("went online"))
+    again = get_utkface(data_dir=tmp_path / "data", verbose=True, max_images=3)
+    assert len(again) == 3 and set(again["path"]) <= set(df["path"])
+    assert f"kagglehub's copy in {folder}" in capsys.readouterr().out
+    assert choose_source(data_dir=tmp_path / "data") == ("utkface", f"kagglehub's copy in {folder}")
+
+
+def test_find_kagglehub_copy_takes_the_newest_complete_version(tmp_path):
+    assert find_kagglehub_copy("jangedoo/utkface-new") is None  # no cache folder at all
+    root = tmp_path / "kagglehub-cache" / "datasets" / "jangedoo" / "utkface-new"
+    for v in (1, 2, 10):
+        write_image(root / "versions" / str(v) / "UTKFace" / MAIN[0])
+    (root / "versions" / "notes").mkdir()
+    assert find_kagglehub_copy("jangedoo/utkface-new") is None  # nothing marked complete
+    (root / "1.complete").touch()
+    (root / "2.complete").touch()
+    assert find_kagglehub_copy("jangedoo/utkface-new") == root / "versions" / "2"  # 10: unfinished
+    Cache().mark_as_complete(parse_dataset_handle("jangedoo/utkface-new/versions/10"))  # kagglehub's marker
+    assert find_kagglehub_copy("jangedoo/utkface-new") == root / "versions" / "10"
+    assert find_kagglehub_copy("frabbisw/facial-age") is None
+
+
+def test_kagglehub_not_installed(tmp_path, monkeypatch):
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    monkeypatch.setitem(sys.modules, "kagglehub", None)  # import kagglehub -> ImportError
+    with pytest.raises(DownloadFailed, match=r"kagglehub is not installed \(pip install kagglehub\)"):
+        get_utkface(data_dir=tmp_path / "data", verbose=False)
+
+
+def test_kagglehub_error_without_connection_words(tmp_path, monkeypatch):
+    """Any kagglehub failure is caught, named, and followed by the way out."""
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+
+    def refused(handle, *a, **k):
+        raise RuntimeError("403 Forbidden\nsecond line not shown")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", refused)
+    with pytest.raises(DownloadFailed) as err:
+        get_utkface(data_dir=tmp_path / "data", verbose=False)
+    assert "kagglehub: RuntimeError: 403 Forbidden\n" in str(err.value)
+    assert sources._why(TimeoutError("x" * 500)) == f"no connection to Kaggle (TimeoutError: {'x' * 183}...)"
+    assert "second line" not in str(err.value) and "Connect to the internet" in str(err.value)
+
+
+def test_disk_comes_before_the_network(tmp_path, monkeypatch, kaggle_zip, offline_kagglehub):
+    """A zip passed by path, or put in data/utkface, is used without trying kagglehub."""
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    df = get_utkface(path=kaggle_zip, data_dir=tmp_path / "data", verbose=False)
+    assert [Path(p).name for p in df["path"]] == UTK_KEPT and offline_kagglehub == []
+    other = tmp_path / "other" / "utkface"
+    other.mkdir(parents=True)
+    shutil.copy(kaggle_zip, other / "archive.zip")
+    df = load_faces("utkface", data_dir=tmp_path / "other", verbose=False)
+    assert len(df) == 6 and offline_kagglehub == []
+
+
+def test_unsafe_manual_zip_is_refused(tmp_path, monkeypatch, offline_kagglehub):
+    """A hand-downloaded zip with an entry that climbs out of its folder: refused, nothing written."""
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    bad = make_zip(tmp_path / "archive.zip", {"UTKFace/" + MAIN[0]: image_bytes(), "../../evil.jpg": b"x"})
+    with pytest.raises(UnsafeArchive, match="evil") as err:
+        load_faces("utkface", path=bad, data_dir=tmp_path / "data", verbose=False)
+    assert isinstance(err.value, DATA_ERRORS)
+    placed = tmp_path / "placed" / "utkface"
+    placed.mkdir(parents=True)
+    shutil.copy(bad, placed / "archive.zip")
+    with pytest.raises(UnsafeArchive):
+        get_utkface(data_dir=tmp_path / "placed", verbose=False)
+    assert offline_kagglehub == []
+    assert not (tmp_path / "data").exists() and not list(tmp_path.rglob("evil.jpg"))
+    assert list(placed.iterdir()) == [placed / "archive.zip"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -473,11 +669,14 @@ def test_load_faces_toy_goes_to_toyfaces(tmp_path, monkeypatch, capsys):
     assert "toy: 4 faces" in capsys.readouterr().out
 
 
-def test_auto_source_prefers_utkface_when_at_hand(kaggle_zip, tmp_path, monkeypatch, capsys):
+def test_auto_source_prefers_utkface_when_at_hand(kaggle_zip, tmp_path, monkeypatch, capsys, offline_kagglehub):
     clear_kaggle_env(monkeypatch, tmp_path / "home")
     data = tmp_path / "data"
     key, why = choose_source(data_dir=data)
-    assert key == "toy" and "no UTKFace" in why
+    assert key == "toy" and "no UTKFace on disk" in why and "no download is tried" in why
+    root = tmp_path / "kagglehub-cache" / "datasets" / "jangedoo" / "utkface-new"
+    write_image(root / "versions" / "1" / "UTKFace" / MAIN[0])  # an interrupted kagglehub download
+    assert choose_source(data_dir=data)[0] == "toy"
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     monkeypatch.setenv("KAGGLE_KEY", "secret")
     assert choose_source(data_dir=data)[0] == "utkface"
@@ -489,6 +688,52 @@ def test_auto_source_prefers_utkface_when_at_hand(kaggle_zip, tmp_path, monkeypa
     df = load_faces("auto", data_dir=data)
     assert len(df) == 6 and (df["source"] == "utkface").all()
     assert "face source: utkface" in capsys.readouterr().out
+    assert offline_kagglehub == []  # auto never went online
+
+
+def toy_stand_in(monkeypatch) -> None:
+    """A stand-in helpers.toyfaces, so that these tests do not draw faces."""
+    import types
+
+    def load_toy_faces(out_dir=None, **kw):
+        return pd.DataFrame({"path": ["/toy/0.png"], "age": [30], "gender": [0], "race": [0], "source": ["toy"]})
+
+    monkeypatch.setitem(sys.modules, "helpers.toyfaces", types.SimpleNamespace(load_toy_faces=load_toy_faces))
+
+
+def test_auto_offline_never_tries_the_network(tmp_path, monkeypatch, capsys, offline_kagglehub):
+    """No UTKFace on disk, no token, not Colab (a laptop offline, CI): toy faces, and kagglehub is never called."""
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    toy_stand_in(monkeypatch)
+    df = load_faces("auto", data_dir=tmp_path / "data")
+    assert (df["source"] == "toy").all() and offline_kagglehub == []
+    assert "face source: toy (no UTKFace on disk" in capsys.readouterr().out
+
+
+def test_auto_on_colab_uses_kagglehub(tmp_path, monkeypatch, capsys):
+    """On Colab auto picks UTKFace with no token: kagglehub downloads it; when that fails, the toy faces."""
+    import types
+
+    clear_kaggle_env(monkeypatch, tmp_path / "home")
+    toy_stand_in(monkeypatch)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))  # no userdata: no secrets
+    assert find_kaggle_credentials() is None
+    assert choose_source(data_dir=tmp_path / "data") == (
+        "utkface", "on Colab, where kagglehub downloads it without a token")
+    asked = kagglehub_online(monkeypatch, utkface_files())
+    df = load_faces("auto", data_dir=tmp_path / "data", verbose=False)
+    assert asked == ["jangedoo/utkface-new"] and [Path(p).name for p in df["path"]] == UTK_KEPT
+
+    def no_network(handle, *a, **k):
+        raise requests.exceptions.ConnectionError("Failed to resolve 'api.kaggle.com'")
+
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "fresh-cache"))  # a new runtime: nothing cached
+    monkeypatch.setattr(kagglehub, "dataset_download", no_network)
+    df = load_faces("auto", data_dir=tmp_path / "data")
+    assert (df["source"] == "toy").all()
+    out = capsys.readouterr().out
+    assert "could not get UTKFace (DownloadFailed: Could not get the utkface dataset" in out
+    assert "using the toy faces instead" in out
 
 
 # ------------------------------------------------------------------------------------------------
