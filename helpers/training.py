@@ -7,8 +7,9 @@
 - :class:`Checkpointer`: atomic checkpoint files in a run folder (write ``*.tmp``, then rename),
   loaded with ``torch.load(weights_only=True)``; old ones are emptied, then deleted.
 - :class:`Trainer`: runs a model's ``train_step`` over a loader, with a progress bar (in a
-  terminal or a notebook; a short line every N steps in a log file), loss history, checkpoints every N steps and at each epoch's end, automatic and *exact* resume
-  from the latest checkpoint, a stop on non-finite losses, and callbacks (sample grids).
+  terminal or a notebook; in a log file, a short line every N steps), loss history,
+  checkpoints every N steps and at each epoch's end, automatic and *exact* resume from the
+  latest checkpoint, a stop on non-finite losses, and callbacks (sample grids).
 - :class:`Snapshots`: a callback that saves an image grid every K steps, for animations.
 
 A model is anything with the attributes of :class:`Trainable`: a ``name``, a ``config`` dict
