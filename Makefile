@@ -1,11 +1,15 @@
 # The two quickstart commands:
 #   make lab    set everything up, make the toy faces, open the course in JupyterLab
 #   make test   set everything up, run the unit tests and every notebook in smoke mode
+# On a Linux machine without an NVIDIA GPU, `make lab CPU=1` installs the CPU-only PyTorch first.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+# Jupyter refuses to run as root (a container, Colab-like VMs) unless told it may.
+ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test toyfaces bench clean
+.PHONY: setup lab test toyfaces bench stamp clean
 
 setup: $(VENV)/.installed
 
@@ -13,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(CPU),$(BIN)/python -m pip install --quiet torch torchvision --index-url $(TORCH_CPU_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
 	@touch $@
 
@@ -20,13 +25,19 @@ toyfaces: setup
 	$(BIN)/python -m helpers.toyfaces
 
 lab: setup toyfaces
-	$(BIN)/jupyter lab notebooks/
+	@echo "Starting JupyterLab on the course. Open the http://localhost:8888/lab?token=... address it prints"
+	@echo "below in your browser; Ctrl-C here stops it."
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
 
 test: setup
 	SMOKE=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --durations=15
 
 bench: setup
 	$(BIN)/python -m helpers.benchmark data
+
+# Re-write every notebook's Colab badge and setup cell, and the README's, from helpers/colab.py.
+stamp:
+	$(PYTHON) -m helpers.colab
 
 clean:
 	rm -rf $(VENV) data/cache data/toyfaces-smoke runs

@@ -5,10 +5,11 @@
   gradient scaler), channels-last memory layout on CUDA, and plain fp32 on a CPU or Apple MPS.
 - :class:`LossHistory`: every named loss term, every step; plots them.
 - :class:`Checkpointer`: atomic checkpoint files in a run folder (write ``*.tmp``, then rename),
-  loaded with ``torch.load(weights_only=True)``.
-- :class:`Trainer`: runs a model's ``train_step`` over a loader, with a progress bar, loss
-  history, checkpoints every N steps and at each epoch's end, automatic and *exact* resume
-  from the latest checkpoint, a stop on non-finite losses, and callbacks (sample grids).
+  loaded with ``torch.load(weights_only=True)``; old ones are emptied, then deleted.
+- :class:`Trainer`: runs a model's ``train_step`` over a loader, with a progress bar (in a
+  terminal or a notebook; in a log file, a short line every N steps), loss history,
+  checkpoints every N steps and at each epoch's end, automatic and *exact* resume from the
+  latest checkpoint, a stop on non-finite losses, and callbacks (sample grids).
 - :class:`Snapshots`: a callback that saves an image grid every K steps, for animations.
 
 A model is anything with the attributes of :class:`Trainable`: a ``name``, a ``config`` dict
@@ -24,6 +25,8 @@ import math
 import os
 import random
 import re
+import sys
+import time
 import warnings
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +35,7 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 # --------------------------------------------------------------------------- device and seeds
 
@@ -222,6 +226,13 @@ class Checkpointer:
     save leaves every earlier checkpoint whole. Loading uses ``torch.load(weights_only=True)``,
     which refuses to run code from a file; the checkpoint therefore holds only tensors and plain
     Python containers.
+
+    After a save, the checkpoint just written and the newest ``keep - 1`` others (by step) stay;
+    with the default ``keep=2``, the latest one and the one before it, which :meth:`load` falls
+    back to when the latest cannot be read. The rest go, each emptied (truncated to 0 bytes)
+    before it is deleted: a file deleted through Colab's Google Drive mount goes to Drive's
+    trash and counts against the quota for 30 more days (googlecolab/colabtools#1269); emptied,
+    it takes no space there.
     """
 
     def __init__(self, folder, keep: int = 2):
@@ -248,10 +259,11 @@ class Checkpointer:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        for old in self.paths()[: -self.keep]:
-            old.unlink(missing_ok=True)
+        others = [p for p in self.paths() if p != path]  # the one just written always stays
+        for old in others[: len(others) - (self.keep - 1)]:
+            discard(old)
         for stale in self.folder.glob("*.pt.tmp"):  # left by an earlier crash mid-save
-            stale.unlink(missing_ok=True)
+            discard(stale)
         return path
 
     def load(self, path=None, map_location="cpu") -> tuple[dict, Path] | tuple[None, None]:
@@ -269,6 +281,21 @@ class Checkpointer:
                     raise
                 warnings.warn(f"checkpoint {p} cannot be read ({type(e).__name__}: {e}); trying the previous one")
         return None, None
+
+
+def discard(path) -> None:
+    """Delete a file after truncating it to 0 bytes, so that a cloud drive's trash keeps nothing of it.
+
+    Through Colab's Google Drive mount a deleted file goes to Drive's trash, where it counts
+    against the quota for 30 days; emptied first, it is kept there at 0 bytes. A file that is
+    already gone is fine.
+    """
+    path = Path(path)
+    try:
+        os.truncate(path, 0)
+    except FileNotFoundError:
+        return
+    path.unlink(missing_ok=True)
 
 
 def load_trained(run_dir, name: str, train_command: str) -> tuple[dict, Path]:
@@ -396,16 +423,22 @@ class Trainer:
 
     Callbacks: ``every(k, fn)`` calls ``fn(trainer)`` after every ``k``-th step,
     ``on_epoch_end(fn)`` after each epoch.
+
+    Progress (``progress=True``): a tqdm bar with every loss term in a terminal or a notebook.
+    When stderr is neither (a headless run writing to a log file, where each redraw of the bar
+    would be a new line), one short line every ``log_every`` steps instead: the step, steps per
+    second, the time left and the mean generator and discriminator losses since the last line.
     """
 
     def __init__(self, model, loader, run_dir, *, config: dict | None = None, checkpoint_every: int = 500,
-                 keep: int = 2, resume: bool = True, progress: bool = True):
+                 keep: int = 2, resume: bool = True, progress: bool = True, log_every: int = 50):
         self.model, self.loader = model, loader
         self.run_dir = Path(run_dir).expanduser()
         self.config = _plain({**getattr(model, "config", {}), **(config or {})})
         self.checkpoint_every = int(checkpoint_every) if checkpoint_every else 0
         self.checkpointer = Checkpointer(self.run_dir, keep)
         self.progress = progress
+        self.log_every = max(1, int(log_every))
         self.history = LossHistory()
         self.step = self.epoch = self.batch_in_epoch = 0
         self.resumed_from: Path | None = None
@@ -510,7 +543,7 @@ class Trainer:
             return self.history
         for net in self.model.networks.values():
             net.train()
-        bar = _progress_bar(total, self.step, self.progress, desc=self.model.name)
+        bar = _progress(total, self.step, self.progress, desc=self.model.name, every=self.log_every)
         try:
             while not done():
                 stopped = self._run_epoch(bar, steps)
@@ -530,8 +563,7 @@ class Trainer:
             next(batches, None)
         for batch in batches:
             losses = self._train_one(batch)
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+            bar.show(losses)
             if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                 self.save()
             for k, fn in self._step_callbacks:
@@ -574,23 +606,101 @@ def _step_of(path: Path) -> int:
     return int(_CKPT.match(path.name).group(1))
 
 
-def _progress_bar(total, initial, enabled, desc):
-    if enabled:
-        from tqdm.auto import tqdm
+def _interactive(stream) -> bool:
+    """True in a terminal or a Jupyter kernel (tqdm draws a widget there); False for a log file or pipe."""
+    if "ipykernel" in sys.modules:
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
-        return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
 
-    class _Silent:
-        def update(self, *_):
-            pass
+def _progress(total, initial, enabled, desc, every=50):
+    """The progress display ``fit`` uses: ``show(losses)`` after each step, ``close()`` at the end."""
+    if not enabled:
+        return _Silent()
+    if _interactive(sys.stderr):
+        return _Bar(total, initial, desc)
+    return _LogLines(total, initial, desc, every)
 
-        def set_postfix(self, *_, **__):
-            pass
 
-        def close(self):
-            pass
+class _Silent:
+    def show(self, losses):
+        pass
 
-    return _Silent()
+    def close(self):
+        pass
+
+
+class _Bar:
+    """A tqdm bar with every loss term after it."""
+
+    def __init__(self, total, initial, desc):
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+
+    def show(self, losses):
+        self.bar.update(1)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+
+    def close(self):
+        self.bar.close()
+
+
+#: The terms a headless log line shows, when the model has them (else its first two terms).
+HEADLINE_TERMS = ("G", "D", "loss_G", "loss_D", "loss")
+
+
+class _LogLines:
+    """Headless progress: a start line, then one short line every ``every`` steps, and one at the end.
+
+    ``dcgan  step 500/2000 (25%)  11.4 steps/s  eta 2m12s  loss_D 0.512  loss_G 2.804``: the
+    losses are means over the steps since the previous line.
+    """
+
+    def __init__(self, total, initial, desc, every, stream=None):
+        self.total, self.desc, self.every = total, desc, max(1, int(every))
+        self.stream = stream if stream is not None else sys.stderr
+        self.step = int(initial)
+        self.names: list[str] | None = None
+        self._reset()
+        until = f"to step {total}" if total else "on"
+        self._write(f"{desc}: training from step {self.step} {until}; a line every {self.every} steps")
+
+    def _reset(self):
+        self.t0, self.n, self.sums = time.perf_counter(), 0, {}
+
+    def _write(self, line):
+        print(line, file=self.stream, flush=True)
+
+    def show(self, losses):
+        if self.names is None:
+            self.names = [k for k in HEADLINE_TERMS if k in losses] or list(losses)[:2]
+        self.step += 1
+        self.n += 1
+        for k in self.names:
+            if k in losses:
+                self.sums[k] = self.sums.get(k, 0.0) + float(losses[k])
+        if self.step % self.every == 0 or (self.total and self.step == self.total):
+            self._emit()
+
+    def _emit(self):
+        rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
+        parts = [self.desc, f"step {self.step}/{self.total} ({100 * self.step // self.total}%)" if self.total
+                 else f"step {self.step}", f"{rate:.3g} steps/s"]
+        if self.total and self.total > self.step:
+            parts.append("eta " + _duration((self.total - self.step) / rate))
+        parts += [f"{k} {v / self.n:.3f}" for k, v in self.sums.items()]
+        self._write("  ".join(parts))
+        self._reset()
+
+    def close(self):
+        if self.n:
+            self._emit()
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s % 60:02d}s"
 
 
 # --------------------------------------------------------------------------- sample grids
