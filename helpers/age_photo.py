@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import catalog, config, faces
+from . import catalog, colab, config, faces, pretrained
 from .agegan import translate
 from .cache import to_uint8
 from .encoder import _as_float, best_source_label, decode, encode, refine_latents
@@ -160,10 +160,21 @@ class Ager:
     def __init__(self, run_dir: Path, image_size: int, steps: int | None, source: str):
         self.run_dir, self.image_size, self.steps, self.source = Path(run_dir), int(image_size), steps, source
         self.labels: list[str] = []
+        self.trained_on = "unknown"  # the face source it learned from ("toy", "utkface" ...)
+
+    @property
+    def warning(self) -> str:
+        """A plain warning when the model never saw a real face ("" otherwise)."""
+        if self.trained_on != "toy":
+            return ""
+        return (f"{self.title} was trained on the course's toy (cartoon) faces, not on real ones: on a real photo "
+                "expect colour blotches and cartoon hair rather than aging. Train it on UTKFace (notebook 01 says "
+                "how to get it) or use the shipped real-face weights.")
 
     def __repr__(self) -> str:
         trained = f"{self.steps} steps, " if self.steps is not None else ""
-        return f"{type(self).__name__}({self.title}: {trained}{self.image_size}px, from {self.source})"
+        return (f"{type(self).__name__}({self.title}: {trained}{self.image_size}px, from {self.source}, "
+                f"trained on {self.trained_on} faces)")
 
     def age(self, face: np.ndarray, size: int = CROP_SIZE) -> AgedFaces:
         """The face (a ``(H, W, 3)`` uint8 crop) at every target, shown at ``size`` px."""
@@ -268,19 +279,42 @@ class EncoderAger(Ager):
 # --------------------------------------------------------------------------- the models that age photos
 
 
+def _shipped_ager(spec: "AgerSpec", device) -> Ager:
+    """The ager built from ``weights/<model>.safetensors``; a damaged or foreign file ends as :class:`NoTrainedModel`."""
+    path = pretrained.path_of(spec.model)
+    try:
+        loaded = pretrained.load(spec.model, device)
+    except pretrained.WeightsError as err:
+        raise NoTrainedModel(f"{err} (or train your own: {spec.spec.command})") from None
+    if spec.model == "cyclegan":
+        gan, info = loaded
+        ager = CycleGANAger(gan, path.parent, info["steps"], info["file"], info["young"], info["old"])
+    else:
+        ager = AgeGANAger(loaded, path.parent, None, f"shipped {path.name}")
+    ager.trained_on = "utkface"
+    return ager
+
+
 def _cyclegan_ager(run_dir: Path, device) -> Ager:
     model, info = catalog.get("cyclegan").loader(run_dir, device)
-    return CycleGANAger(model, run_dir, info["steps"], info["file"], info["young"], info["old"])
+    ager = CycleGANAger(model, run_dir, info["steps"], info["file"], info["young"], info["old"])
+    ager.trained_on = info["data"]
+    return ager
 
 
 def _agegan_ager(run_dir: Path, device) -> Ager:
     G = catalog.get("agegan").loader(run_dir, device)
     state, path = Checkpointer(run_dir).load(map_location="cpu")
-    return AgeGANAger(G, run_dir, int(state.get("step", 0)), path.name)
+    ager = AgeGANAger(G, run_dir, int(state.get("step", 0)), path.name)
+    ager.trained_on = str(state["config"].get("data", "unknown"))
+    return ager
 
 
 def _encoder_ager(run_dir: Path, device) -> Ager:
-    return EncoderAger(catalog.get("encoder").loader(run_dir, device), run_dir)
+    loaded = catalog.get("encoder").loader(run_dir, device)
+    ager = EncoderAger(loaded, run_dir)
+    ager.trained_on = str(loaded[2]["config"].get("data", "unknown"))
+    return ager
 
 
 @dataclass(frozen=True)
@@ -321,9 +355,11 @@ AGERS: dict[str, AgerSpec] = {a.name: a for a in [
 
 
 def load_ager(name: str, run_dir=None, device=None) -> Ager:
-    """The trained model ``name`` (see :data:`AGERS`), from ``run_dir`` or its default run folder.
+    """The trained model ``name`` (see :data:`AGERS`), from ``run_dir``, its default run folder, or the shipped weights.
 
-    Raises :class:`NoTrainedModel`, whose message names the notebook and the command that train it.
+    Your own run comes first; without one, the real-face weights shipped in ``weights/``
+    (:mod:`helpers.pretrained`) are used, and the ager's ``note`` says so. Raises
+    :class:`NoTrainedModel`, whose message names the notebook and the command that train it.
     """
     if name not in AGERS:
         raise NoTrainedModel(f"There is no model {name!r}; choose from {', '.join(AGERS)}.")
@@ -334,6 +370,8 @@ def load_ager(name: str, run_dir=None, device=None) -> Ager:
             raise NoTrainedModel(spec.missing_message([run_dir]))
     else:
         run_dir = spec.find_run()
+        if run_dir is None and spec.model in pretrained.SHIPPED and pretrained.path_of(spec.model).is_file():
+            return _shipped_ager(spec, pick_device(device))
         if run_dir is None:
             raise NoTrainedModel(spec.missing_message())
     try:
@@ -356,6 +394,8 @@ def available_agers(names=None, device=None, verbose: bool = True) -> dict[str, 
             out[name] = load_ager(name, device=device)
             if verbose:
                 print(f"[ok]   {name}: {out[name]!r}")
+                if out[name].warning:
+                    print(f"       WARNING: {out[name].warning}")
         except NoTrainedModel as err:
             if verbose:
                 print(f"[--]   {name}: {err}")
@@ -462,16 +502,16 @@ def age_slider(face: np.ndarray, agers: dict[str, Ager], frames_between: int = 3
     Without ipywidgets (or where widgets cannot be used) it falls back to a plain figure: the
     frames in one strip, youngest first, which shows the same ages without the slider.
     """
-    try:
+    widgets = None
+    if colab.widgets_usable():  # ipywidgets installed, a kernel, and on Colab the widget version it renders
         import ipywidgets as widgets  # noqa: PLC0415 -- optional: the slider falls back to a strip without it
-    except ImportError:
-        widgets = None
     if not agers:
         message = "No trained model yet: train one in notebook 03 or 06 first (see above)."
         return widgets.HTML(f"<b>{message}</b>") if widgets else print(message)
     frames, labels = series_frames(face, agers, frames_between, size)
     if widgets is None:
-        print("ipywidgets is not installed: showing every age in one strip instead of a slider")
+        print("widgets cannot be shown here (no ipywidgets, no notebook, or a version Colab cannot render): "
+              "every age in one strip instead of a slider")
         fig, ax = plt.subplots(figsize=(min(2.0 * len(frames), 20), 2.6))
         ax.imshow(strip(frames, labels))
         ax.set_axis_off()
@@ -561,6 +601,8 @@ def main(argv=None) -> int:
         try:
             agers[name] = load_ager(name, run_dir=args.run_dir, device=args.device)
             print(f"{name}: {agers[name]!r}")
+            if agers[name].warning:
+                print(f"  WARNING: {agers[name].warning}")
         except NoTrainedModel as err:
             print(f"{name}: {err}")
     out = Path(args.out)

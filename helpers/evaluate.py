@@ -452,7 +452,9 @@ def table_notes(rows) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n\n")[0],
+                                epilog="exit codes: 0 done; 2 usage error; 3 a run folder or the data cannot be used "
+                                       "(another model's checkpoint, a missing folder): the message says which")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
                    help=f"which trained models to score (default: all of {', '.join(MODELS)})")
     p.add_argument("--data", default=None, help="score on this face source (default: each model's own)")
@@ -484,7 +486,7 @@ def main(argv=None) -> int:
                             max_images=args.max_images)
     except (FileNotFoundError, ValueError, CheckpointMismatch) as e:  # a wrong folder or data: say so, no traceback
         print(f"\nerror: {e}", file=sys.stderr)
-        return 2
+        return 3
     df = M.results_table(rows)
     stem = Path(args.out) if args.out else config.RUNS_DIR / s.run_name / "results"
     csv, md = M.write_table(df, stem, "Face aging: results", table_notes(rows))

@@ -282,7 +282,7 @@ def test_cli_names_a_run_folder_of_another_model(tmp_path, capsys):
     folder = tmp_path / config.ENCODER.run_name  # an encoder folder whose checkpoint is a DCGAN's
     Checkpointer(folder).save({"model": "dcgan", "config": {}, "step": 1}, 1)
     (folder / "generator.pt").write_bytes(b"")
-    assert evaluate.main(["--runs-dir", str(tmp_path), "--models", "encoder", "--out", str(tmp_path / "t")]) == 2
+    assert evaluate.main(["--runs-dir", str(tmp_path), "--models", "encoder", "--out", str(tmp_path / "t")]) == 3  # refused with a message (2 is argparse's usage code)
     assert "belongs to model 'dcgan', not 'encoder'" in capsys.readouterr().err
 
 
