@@ -151,6 +151,7 @@ class CycleGANSettings:
     lambda_age: float = 0.0  # generators: an auxiliary young/old classifier's loss on the fakes (0: off)
     age_aux_size: int = 32  # that classifier's input resolution (coarse: it asks for visible changes)
     age_aux_ndf: int = 16  # its base channels
+    age_aux_lr: float = 0.0  # its Adam learning rate (0: lr); it sees two faces a step at batch 1, so faster helps
     diffaug: str = ""  # DiffAugment policy for the discriminators (Zhao et al., 2020), e.g. "color,translation"
 
 
@@ -253,7 +254,7 @@ class EvalSettings:
 
 
 EVAL = pick(
-    EvalSettings(image_size=64, width=16, steps=600, batch_size=64, n_faces=500),
+    EvalSettings(image_size=64, width=16, steps=1500, batch_size=64, n_faces=500),
     EvalSettings(image_size=32, width=8, steps=30, batch_size=16, n_faces=24, encoder_faces=16, fid_download=False,
                  run_name="eval-smoke"),
 )

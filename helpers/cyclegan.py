@@ -575,6 +575,7 @@ class CycleGAN(Trainable):
         lambda_age: float = 0.0,
         age_aux_size: int = 32,
         age_aux_ndf: int = 16,
+        age_aux_lr: float = 0.0,
         diffaug: str = "",
     ):
         if image_size % (8 if generator == "seed003" else 4):
@@ -589,11 +590,11 @@ class CycleGAN(Trainable):
         # The options added for real faces go into the config only when they are on, so that the
         # checkpoints of runs made before them (whose config lacks them) still load.
         options = dict(mask=mask, lambda_mask=lambda_mask, lambda_mask_tv=lambda_mask_tv, lambda_age=lambda_age,
-                       age_aux_size=age_aux_size, age_aux_ndf=age_aux_ndf, diffaug=diffaug)
+                       age_aux_size=age_aux_size, age_aux_ndf=age_aux_ndf, age_aux_lr=age_aux_lr, diffaug=diffaug)
         defaults = dict(mask=False, lambda_mask=0.0, lambda_mask_tv=0.0, lambda_age=0.0, age_aux_size=32,
-                        age_aux_ndf=16, diffaug="")
-        if lambda_age <= 0:  # the classifier's sizes mean nothing without it
-            options.pop("age_aux_size"), options.pop("age_aux_ndf")
+                        age_aux_ndf=16, age_aux_lr=0.0, diffaug="")
+        if lambda_age <= 0:  # the classifier's settings mean nothing without it
+            options.pop("age_aux_size"), options.pop("age_aux_ndf"), options.pop("age_aux_lr")
         self.config.update({k: v for k, v in options.items() if v != defaults[k]})
         if diffaug:  # refuse an unknown policy name now, not at the first step
             diff_augment(torch.zeros(1, 3, 8, 8), diffaug)
@@ -627,7 +628,7 @@ class CycleGAN(Trainable):
                                       lr=lr, betas=(beta1, beta2))
         self.optimizers = {"G": self.opt_G, "D": self.opt_D}
         if self.C_age is not None:
-            self.opt_C = torch.optim.Adam(nets["C_age"].parameters(), lr=lr, betas=(beta1, beta2))
+            self.opt_C = torch.optim.Adam(nets["C_age"].parameters(), lr=age_aux_lr or lr, betas=(beta1, beta2))
             self.optimizers["C"] = self.opt_C
         self.schedulers = {k: make_scheduler(opt, lr_policy, n_epochs_constant, n_epochs_decay)
                            for k, opt in self.optimizers.items()}
@@ -646,7 +647,7 @@ class CycleGAN(Trainable):
                    lr=s.lr, beta1=s.beta1, lr_policy=s.lr_policy, n_epochs_constant=s.n_epochs_constant,
                    n_epochs_decay=s.n_epochs_decay, device=device, precision=precision, compile=compile, seed=s.seed,
                    mask=s.mask, lambda_mask=s.lambda_mask, lambda_mask_tv=s.lambda_mask_tv, lambda_age=s.lambda_age,
-                   age_aux_size=s.age_aux_size, age_aux_ndf=s.age_aux_ndf, diffaug=s.diffaug)
+                   age_aux_size=s.age_aux_size, age_aux_ndf=s.age_aux_ndf, age_aux_lr=s.age_aux_lr, diffaug=s.diffaug)
 
     def train_step(self, batch) -> dict:
         real_a, real_b = batch  # a batch of young faces and a batch of old faces, unpaired

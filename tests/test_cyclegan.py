@@ -449,3 +449,11 @@ def test_a_run_with_the_options_resumes_and_loads_its_generators(tmp_path):
     back = cg.load_generators(path)
     x = smooth_faces(2, seed=3)
     assert torch.allclose(back.translate(x), m.translate(x))
+
+
+def test_age_classifier_has_its_own_learning_rate():
+    m = tiny_model(lambda_age=1.0, age_aux_lr=1e-3)
+    assert m.opt_C.param_groups[0]["lr"] == pytest.approx(1e-3) and m.opt_G.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert m.config["age_aux_lr"] == 1e-3
+    assert tiny_model(lambda_age=1.0).opt_C.param_groups[0]["lr"] == pytest.approx(2e-4)  # 0: the model's lr
+    assert "age_aux_lr" not in tiny_model(age_aux_lr=1e-3).config  # no classifier, nothing to record
