@@ -171,6 +171,15 @@ class CycleGANSettings:
     checkpoint_every: int = 500  # steps between checkpoints (and one at every epoch's end)
     seed: int = 0
     run_name: str = "cyclegan"  # checkpoints go to RUNS_DIR / run_name
+    # Options for real faces (all off by default; see helpers.cyclegan and CYCLEGAN_REAL_CPU below):
+    mask: bool = False  # generators paint a colour change through a soft mask (GANimation, Pumarola et al., 2018)
+    lambda_mask: float = 0.0  # weight of the mask's mean (keeps the edit to where the face must change)
+    lambda_mask_tv: float = 0.0  # weight of the mask's total variation (keeps it smooth)
+    lambda_age: float = 0.0  # generators: an auxiliary young/old classifier's loss on the fakes (0: off)
+    age_aux_size: int = 32  # that classifier's input resolution (coarse: it asks for visible changes)
+    age_aux_ndf: int = 16  # its base channels
+    age_aux_lr: float = 0.0  # its Adam learning rate (0: lr); it sees two faces a step at batch 1, so faster helps
+    diffaug: str = ""  # DiffAugment policy for the discriminators (Zhao et al., 2020), e.g. "color,translation"
 
     @property
     def epochs(self) -> int:
@@ -282,7 +291,7 @@ class EvalSettings:
 
 
 EVAL = pick(
-    EvalSettings(image_size=64, width=16, steps=600, batch_size=64, n_faces=500),
+    EvalSettings(image_size=64, width=16, steps=1500, batch_size=64, n_faces=500),
     EvalSettings(image_size=32, width=8, steps=30, batch_size=16, n_faces=24, encoder_faces=16, fid_download=False,
                  run_name="eval-smoke"),
 )

@@ -96,6 +96,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -144,7 +145,7 @@ class ResnetGenerator(nn.Module):
     learn to redraw every face first. Much faster to train; used for the short CPU setting.
     """
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False):
         super().__init__()
         self.residual = residual
         layers = [nn.ReflectionPad2d(3), *_conv_in_relu(3, ngf, 7)]
@@ -153,23 +154,49 @@ class ResnetGenerator(nn.Module):
         layers += _up_in_relu(ngf * 4, ngf * 2) + _up_in_relu(ngf * 2, ngf)
         layers += _to_rgb(ngf)
         self.net = nn.Sequential(*layers)
+        self.mask_head = _mask_head(ngf) if mask else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _output(self, x)
+    def forward(self, x: torch.Tensor, return_mask: bool = False):
+        return _output(self, x, return_mask)
 
     def after_init(self) -> None:
         _zero_output(self)
 
 
-def _output(gen, x):
-    y = gen.net(x)
-    return (x + 2 * y).clamp(-1, 1) if gen.residual else y
+def _mask_head(c_in):
+    # GANimation's attention: one channel, read from the same features as the colour output.
+    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c_in, 1, 7))
+
+
+#: The mask head's starting bias: sigmoid(-3) = 0.047, so a new mask generator changes under 5% of every pixel.
+MASK_INIT_BIAS = -3.0
+
+
+def _output(gen, x, return_mask: bool = False):
+    """The generator's image; with a mask head, ``m * colour + (1 - m) * x`` (and ``m`` when asked)."""
+    if gen.mask_head is None:
+        y = gen.net(x)
+        y = (x + 2 * y).clamp(-1, 1) if gen.residual else y
+        return (y, None) if return_mask else y
+    h = gen.net[:-3](x)  # the features before the 7x7 colour convolution and its tanh
+    colour = gen.net[-3:](h)
+    if gen.residual:
+        colour = (x + 2 * colour).clamp(-1, 1)
+    m = torch.sigmoid(gen.mask_head(h).float()).to(x.dtype)
+    y = m * colour + (1 - m) * x
+    return (y, m) if return_mask else y
 
 
 def _zero_output(gen) -> None:
-    """A residual generator starts as the identity: its last convolution (before the tanh) starts at zero."""
+    """A residual generator starts as the identity: its last convolution (before the tanh) starts at zero.
+
+    A mask head starts almost closed (``sigmoid(MASK_INIT_BIAS)``): nearly the identity too.
+    """
     if gen.residual:
         nn.init.zeros_(gen.net[-2].weight)
+    if getattr(gen, "mask_head", None) is not None:
+        nn.init.zeros_(gen.mask_head[-1].weight)
+        nn.init.constant_(gen.mask_head[-1].bias, MASK_INIT_BIAS)
 
 
 class Seed003Generator(nn.Module):
@@ -190,7 +217,7 @@ class Seed003Generator(nn.Module):
     less room for fine detail such as wrinkles. ``residual`` as for :class:`ResnetGenerator`.
     """
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False):
         super().__init__()
         self.residual = residual
         layers = []
@@ -200,9 +227,10 @@ class Seed003Generator(nn.Module):
         layers += _up_in_relu(ngf * 4, ngf * 2) + _up_in_relu(ngf * 2, ngf) + _up_in_relu(ngf, max(1, ngf // 2))
         layers += _to_rgb(max(1, ngf // 2))
         self.net = nn.Sequential(*layers)
+        self.mask_head = _mask_head(max(1, ngf // 2)) if mask else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _output(self, x)
+    def forward(self, x: torch.Tensor, return_mask: bool = False):
+        return _output(self, x, return_mask)
 
     def after_init(self) -> None:
         _zero_output(self)
@@ -212,10 +240,11 @@ class Seed003Generator(nn.Module):
 GENERATORS = {"resnet": ResnetGenerator, "seed003": Seed003Generator}
 
 
-def make_generator(style: str = "resnet", ngf: int = 64, n_blocks: int = 9, residual: bool = False) -> nn.Module:
-    """A generator by design name (see :data:`GENERATORS`)."""
+def make_generator(style: str = "resnet", ngf: int = 64, n_blocks: int = 9, residual: bool = False,
+                   mask: bool = False) -> nn.Module:
+    """A generator by design name (see :data:`GENERATORS`); ``mask=True`` adds GANimation's attention mask."""
     try:
-        return GENERATORS[style](ngf=ngf, n_blocks=n_blocks, residual=residual)
+        return GENERATORS[style](ngf=ngf, n_blocks=n_blocks, residual=residual, mask=mask)
     except KeyError:
         raise ValueError(f"no generator design {style!r}; choose one of {sorted(GENERATORS)}") from None
 
@@ -256,6 +285,97 @@ def receptive_field(n_layers: int = 3) -> int:
     for stride in reversed([2] * n_layers + [1, 1]):
         r = (r - 1) * stride + 4
     return r
+
+
+class AgeAuxClassifier(nn.Module):
+    """A small young-vs-old classifier whose verdict on the fakes the generators learn from (``lambda_age``).
+
+    It is *not* the course's judge (:class:`helpers.metrics.AgeClassifier`): another design
+    (strided 4x4 convolutions and LeakyReLU, no normalisation, one logit) trained from scratch
+    inside :meth:`CycleGAN.train_step` on the real training faces of the two domains only (young
+    -> 0, old -> 1). It reads the faces average-pooled to ``image_size`` (32 px by default), so its
+    gradient asks the generators for coarse, visible changes (hair colour, skin, face shape) rather
+    than for pixel-level patterns that would fool only this one network. The auxiliary domain
+    classifier of StarGAN (Choi et al., 2018) plays the same part, there on the discriminator's trunk.
+    """
+
+    def __init__(self, ndf: int = 16, image_size: int = 32):
+        super().__init__()
+        self.image_size = int(image_size)
+        layers, c = [], 3
+        for w in (ndf, ndf * 2, ndf * 4):
+            layers += [nn.Conv2d(c, w, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            c = w
+        layers += [nn.Conv2d(c, ndf * 8, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                   nn.Linear(ndf * 8, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` logits of "old" for faces in [-1, 1] of any size."""
+        if x.shape[-1] != self.image_size:
+            x = F.adaptive_avg_pool2d(x, self.image_size)
+        return self.net(x).squeeze(1)
+
+
+#: The augmentations :func:`diff_augment` knows (Zhao et al., 2020).
+DIFFAUG_POLICIES = ("color", "translation", "cutout")
+
+
+def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout") -> torch.Tensor:
+    """DiffAugment (Zhao, Liu, Lin, Zhu and Han, 2020, "Differentiable Augmentation for Data-Efficient GAN Training").
+
+    Random, differentiable changes applied alike to the real faces and to the fakes a
+    discriminator sees, so that with few faces it cannot simply memorise the real ones: ``color``
+    (brightness +-0.5, saturation x0-2, contrast x0.5-1.5), ``translation`` (a shift of up to 1/8
+    of the size, zero-filled) and ``cutout`` (a square of half the size set to 0). Each face of
+    the batch gets its own draw from torch's global random generator. ``policy``: the names,
+    comma-separated ("" does nothing). Faces in [-1, 1].
+    """
+    names = [p.strip() for p in policy.split(",") if p.strip()]
+    unknown = sorted(set(names) - set(DIFFAUG_POLICIES))
+    if unknown:
+        raise ValueError(f"DiffAugment has no policy {', '.join(unknown)}; choose from {list(DIFFAUG_POLICIES)}")
+    B, _, H, W = x.shape
+    dev, dt = x.device, x.dtype
+    for name in names:
+        if name == "color":
+            x = x + (torch.rand(B, 1, 1, 1, device=dev, dtype=dt) - 0.5)
+            mean = x.mean(1, keepdim=True)
+            x = (x - mean) * (torch.rand(B, 1, 1, 1, device=dev, dtype=dt) * 2) + mean
+            mean = x.mean((1, 2, 3), keepdim=True)
+            x = (x - mean) * (torch.rand(B, 1, 1, 1, device=dev, dtype=dt) + 0.5) + mean
+        elif name == "translation":
+            sh, sw = int(H * 0.125 + 0.5), int(W * 0.125 + 0.5)
+            ty = torch.randint(-sh, sh + 1, (B, 1, 1), device=dev)
+            tx = torch.randint(-sw, sw + 1, (B, 1, 1), device=dev)
+            gb, gy, gx = torch.meshgrid(torch.arange(B, device=dev), torch.arange(H, device=dev),
+                                        torch.arange(W, device=dev), indexing="ij")
+            gy = (gy + ty + 1).clamp(0, H + 1)
+            gx = (gx + tx + 1).clamp(0, W + 1)
+            x = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)[gb, gy, gx].permute(0, 3, 1, 2)
+        else:  # cutout
+            ch, cw = int(H * 0.5 + 0.5), int(W * 0.5 + 0.5)
+            oy = torch.randint(0, H + (1 - ch % 2), (B, 1, 1), device=dev)
+            ox = torch.randint(0, W + (1 - cw % 2), (B, 1, 1), device=dev)
+            gb, gy, gx = torch.meshgrid(torch.arange(B, device=dev), torch.arange(ch, device=dev),
+                                        torch.arange(cw, device=dev), indexing="ij")
+            gy = (gy + oy - ch // 2).clamp(0, H - 1)
+            gx = (gx + ox - cw // 2).clamp(0, W - 1)
+            keep = torch.ones(B, H, W, device=dev, dtype=dt)
+            keep[gb, gy, gx] = 0
+            x = x * keep.unsqueeze(1)
+    return x.contiguous()
+
+
+def mask_penalty(m: torch.Tensor, weight: float, tv_weight: float = 0.0) -> torch.Tensor:
+    """GANimation's attention regularisers (Pumarola et al., 2018): ``weight`` x mean(m) keeps the edit
+    small (only where the face must change), ``tv_weight`` x total variation keeps the mask smooth."""
+    loss = weight * m.float().mean()
+    if tv_weight:
+        m = m.float()
+        tv = (m[..., 1:, :] - m[..., :-1, :]).pow(2).mean() + (m[..., :, 1:] - m[..., :, :-1]).pow(2).mean()
+        loss = loss + tv_weight * tv
+    return loss
 
 
 # --------------------------------------------------------------------------- the image pool
@@ -338,7 +458,11 @@ class CycleGAN(Trainable):
         self.precision = precision or Precision(self.device)
         self.config = config.model_config(s)
         ngf, ndf, n_blocks, residual, n_layers_D, seed = s.ngf, s.ndf, s.n_blocks, s.residual, s.n_layers_D, s.seed
-        lr, betas = s.lr, (s.beta1, 0.999)
+        lr, betas, mask = s.lr, (s.beta1, 0.999), s.mask
+        if s.diffaug:  # refuse an unknown policy name now, not at the first step
+            diff_augment(torch.zeros(1, 3, 8, 8), s.diffaug)
+        self.mask, self.lambda_mask, self.lambda_mask_tv = bool(mask), float(s.lambda_mask), float(s.lambda_mask_tv)
+        self.lambda_age, self.diffaug = float(s.lambda_age), str(s.diffaug)
 
         def build(net):
             return self.precision.prepare(init_weights(net).to(self.device))
@@ -346,15 +470,19 @@ class CycleGAN(Trainable):
         with torch.random.fork_rng(devices=[]):  # the same seed gives the same starting weights,
             torch.manual_seed(seed)  # without touching the caller's random state
             self.networks = {
-                "G_AB": build(make_generator(generator, ngf, n_blocks, residual)),
-                "G_BA": build(make_generator(generator, ngf, n_blocks, residual)),
+                "G_AB": build(make_generator(generator, ngf, n_blocks, residual, mask)),
+                "G_BA": build(make_generator(generator, ngf, n_blocks, residual, mask)),
                 "D_A": build(PatchDiscriminator(ndf, n_layers_D)),
                 "D_B": build(PatchDiscriminator(ndf, n_layers_D)),
             }
+            if self.lambda_age > 0:  # the auxiliary young/old classifier (its own network, not the judge)
+                # PyTorch's default initialisation: N(0, 0.02) would shrink the signal through its unnormalised layers
+                self.networks["C_age"] = self.precision.prepare(AgeAuxClassifier(s.age_aux_ndf, s.age_aux_size).to(self.device))
         # The networks the step calls: the same modules, or their compiled versions (which share
         # the parameters). Checkpoints always save the plain modules in self.networks.
         run = {k: torch.compile(v) if compile else v for k, v in self.networks.items()}
         self.G_AB, self.G_BA, self.D_A, self.D_B = run["G_AB"], run["G_BA"], run["D_A"], run["D_B"]
+        self.C_age = run.get("C_age")
 
         nets = self.networks
         self.opt_G = torch.optim.Adam(itertools.chain(nets["G_AB"].parameters(), nets["G_BA"].parameters()),
@@ -362,6 +490,9 @@ class CycleGAN(Trainable):
         self.opt_D = torch.optim.Adam(itertools.chain(nets["D_A"].parameters(), nets["D_B"].parameters()),
                                       lr=lr, betas=betas)
         self.optimizers = {"G": self.opt_G, "D": self.opt_D}
+        if self.C_age is not None:
+            self.opt_C = torch.optim.Adam(nets["C_age"].parameters(), lr=s.age_aux_lr or lr, betas=betas)
+            self.optimizers["C"] = self.opt_C
         self.schedulers = {k: make_scheduler(opt, s.lr_policy, s.n_epochs_constant, s.n_epochs_decay)
                            for k, opt in self.optimizers.items()}
 
@@ -379,17 +510,35 @@ class CycleGAN(Trainable):
         #    gradients for their weights, which this update does not change.
         self.D_A.requires_grad_(False)
         self.D_B.requires_grad_(False)
+        aug = self._augment
+        if self.C_age is not None:
+            self.C_age.requires_grad_(False)
         with amp.autocast():
-            fake_b = self.G_AB(real_a)  # young -> old
-            rec_a = self.G_BA(fake_b)   # ... -> young again: should give back real_a
-            fake_a = self.G_BA(real_b)  # old -> young
-            rec_b = self.G_AB(fake_a)   # ... -> old again: should give back real_b
+            if self.mask:  # the masks come out too, for their penalty
+                fake_b, m_ab = self.G_AB(real_a, return_mask=True)  # young -> old
+                rec_a, m_aba = self.G_BA(fake_b, return_mask=True)  # ... -> young again: should give back real_a
+                fake_a, m_ba = self.G_BA(real_b, return_mask=True)  # old -> young
+                rec_b, m_bab = self.G_AB(fake_a, return_mask=True)  # ... -> old again: should give back real_b
+            else:
+                fake_b = self.G_AB(real_a)  # young -> old
+                rec_a = self.G_BA(fake_b)   # ... -> young again: should give back real_a
+                fake_a = self.G_BA(real_b)  # old -> young
+                rec_b = self.G_AB(fake_a)   # ... -> old again: should give back real_b
             losses = {
-                "G_GAN_A2B": self.gan_loss(self.D_B(fake_b), True),  # fool the old-face judge
-                "G_GAN_B2A": self.gan_loss(self.D_A(fake_a), True),  # fool the young-face judge
+                "G_GAN_A2B": self.gan_loss(self.D_B(aug(fake_b)), True),  # fool the old-face judge
+                "G_GAN_B2A": self.gan_loss(self.D_A(aug(fake_a)), True),  # fool the young-face judge
                 "G_cycle_A": self.cycle_loss(rec_a, real_a),
                 "G_cycle_B": self.cycle_loss(rec_b, real_b),
             }
+            if self.mask:
+                losses["G_mask"] = sum(mask_penalty(m, self.lambda_mask, self.lambda_mask_tv)
+                                       for m in (m_ab, m_aba, m_ba, m_bab))
+            if self.C_age is not None:  # the aged fakes should read old (1), the rejuvenated ones young (0)
+                logit_b, logit_a = self.C_age(aug(fake_b)).float(), self.C_age(aug(fake_a)).float()
+                losses["G_age_A2B"] = self.lambda_age * F.binary_cross_entropy_with_logits(
+                    logit_b, torch.ones_like(logit_b))
+                losses["G_age_B2A"] = self.lambda_age * F.binary_cross_entropy_with_logits(
+                    logit_a, torch.zeros_like(logit_a))
             if self.identity_loss.weight > 0:  # an old face given to G_AB should stay as it is
                 losses["G_identity_A"] = self.identity_loss(self.G_BA(real_a), real_a)
                 losses["G_identity_B"] = self.identity_loss(self.G_AB(real_b), real_b)
@@ -407,19 +556,38 @@ class CycleGAN(Trainable):
         old_fake_a = self.pool_A(fake_a).contiguous(memory_format=amp.memory_format)
         old_fake_b = self.pool_B(fake_b).contiguous(memory_format=amp.memory_format)
         with amp.autocast():
-            losses["D_A"] = 0.5 * (self.gan_loss(self.D_A(real_a), True) + self.gan_loss(self.D_A(old_fake_a), False))
-            losses["D_B"] = 0.5 * (self.gan_loss(self.D_B(real_b), True) + self.gan_loss(self.D_B(old_fake_b), False))
+            losses["D_A"] = 0.5 * (self.gan_loss(self.D_A(aug(real_a)), True)
+                                   + self.gan_loss(self.D_A(aug(old_fake_a)), False))
+            losses["D_B"] = 0.5 * (self.gan_loss(self.D_B(aug(real_b)), True)
+                                   + self.gan_loss(self.D_B(aug(old_fake_b)), False))
         self.opt_D.zero_grad(set_to_none=True)
         amp.backward(losses["D_A"] + losses["D_B"])
         amp.step(self.opt_D)
+
+        # 3. The auxiliary age classifier, on real training faces only: young -> 0, old -> 1.
+        if self.C_age is not None:
+            self.C_age.requires_grad_(True)
+            with amp.autocast():
+                logits = self.C_age(aug(torch.cat([real_a, real_b]))).float()
+                target = torch.cat([torch.zeros(len(real_a)), torch.ones(len(real_b))]).to(logits.device)
+                losses["C_age"] = F.binary_cross_entropy_with_logits(logits, target)
+            self.opt_C.zero_grad(set_to_none=True)
+            amp.backward(losses["C_age"])
+            amp.step(self.opt_C)
 
         # The seeds' five curves: the sums over both directions.
         losses["G_GAN"] = losses["G_GAN_A2B"] + losses["G_GAN_B2A"]
         losses["G_cycle"] = losses["G_cycle_A"] + losses["G_cycle_B"]
         losses["G_identity"] = losses["G_identity_A"] + losses["G_identity_B"]
+        if self.C_age is not None:
+            losses["G_age"] = losses["G_age_A2B"] + losses["G_age_B2A"]
         losses["G"] = loss_G
         losses["D"] = losses["D_A"] + losses["D_B"]
         return {k: torch.as_tensor(v).detach() for k, v in losses.items()}
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """DiffAugment with the model's policy (``diffaug``) on what the discriminators and the age classifier see."""
+        return diff_augment(x, self.diffaug) if self.diffaug else x
 
     # ----- checkpointing the pools (the Trainer calls these)
 

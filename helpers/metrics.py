@@ -450,7 +450,7 @@ def _get(kind: str, source, data_path, settings, retrain, device, verbose, max_i
     train, test = course_caches(source, data_path, s.image_size, max_images, verbose=verbose)
     if kind == "traits" and "identity" not in train.table.columns:
         raise ValueError(f"identity traits are known for the toy faces only, not for {source!r}")
-    name = f"{kind}_classifier_{source}_{s.image_size}px_w{s.width}_{_data_key(train)}.pt"
+    name = f"{kind}_classifier_{source}_{s.image_size}px_w{s.width}_s{s.steps}_{_data_key(train)}.pt"
     path = config.RUNS_DIR / s.run_name / name
     if path.exists() and not retrain:
         net = load_classifier(path, device)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import config
 from helpers import cyclegan as cg
 from helpers.cache import BatchLoader
 from helpers.training import Trainer
@@ -313,3 +314,150 @@ def test_resume_gives_the_same_run(tmp_path):
         for p, q in zip(straight.networks[k].parameters(), resumed.networks[k].parameters()):
             assert torch.equal(p, q), k
     assert t1.history.to_frame().equals(t2.history.to_frame())
+
+
+# --------------------------------------------------------------------------- options for real faces
+
+
+def test_options_off_keep_the_old_networks_and_config():
+    """With every new option off, the state_dict keys and the config are those of the plain model (old checkpoints load)."""
+    m = tiny_model(residual=True)
+    assert sorted(m.networks) == ["D_A", "D_B", "G_AB", "G_BA"] and sorted(m.optimizers) == ["D", "G"]
+    # a config saved before the options existed rebuilds the same model, with every option off
+    old = {k: v for k, v in m.config.items() if k not in ("mask", "lambda_age", "diffaug", "lambda_mask", "age_aux_size")}
+    rebuilt = config.settings_from(m.settings, old)
+    assert not rebuilt.mask and rebuilt.lambda_age == 0 and rebuilt.diffaug == ""
+    keys = set(cg.make_generator("resnet", 8, 2, residual=True).state_dict())
+    assert set(m.networks["G_AB"].state_dict()) == keys
+    assert not any(k.startswith("mask_head") for k in keys)
+    # and the same weights give the same output as before the options existed: net(x), plus x when residual
+    G = m.networks["G_AB"]
+    x = smooth_faces(2)
+    torch.nn.init.normal_(G.net[-2].weight, 0, 0.02)
+    assert torch.allclose(G(x), (x + 2 * G.net(x)).clamp(-1, 1))
+
+
+@pytest.mark.parametrize("style", ["resnet", "seed003"])
+def test_mask_generator_starts_near_the_identity_and_learns(style):
+    G = cg.init_weights(cg.make_generator(style, ngf=8, n_blocks=2, mask=True))
+    assert any(k.startswith("mask_head") for k in G.state_dict())
+    x = smooth_faces(2)
+    y, m = G(x, return_mask=True)
+    assert y.shape == x.shape and m.shape == (2, 1, 32, 32)
+    assert torch.allclose(m, torch.full_like(m, torch.sigmoid(torch.tensor(cg.MASK_INIT_BIAS)).item()))
+    assert (y - x).abs().max() < 0.1  # under 5% of a colour change of at most 2
+    assert torch.allclose(G(x), y)
+    # the output is exactly m * colour + (1 - m) * x
+    colour = G.net(x)
+    assert torch.allclose(y, m * colour + (1 - m) * x, atol=1e-6)
+    # the mask head gets a gradient: it can open where the face must change
+    G(x, return_mask=True)[0].sum().backward()
+    assert G.mask_head[-1].weight.grad.abs().sum() > 0
+
+
+def test_mask_penalty_weights_the_mean_and_the_smoothness():
+    m = torch.zeros(1, 1, 4, 4)
+    m[..., :2] = 1.0
+    assert float(cg.mask_penalty(m, 1.0)) == pytest.approx(0.5)
+    tv = float(cg.mask_penalty(m, 0.0, 1.0))
+    assert tv == pytest.approx(4 / 12)  # 4 of the 12 horizontal neighbour pairs differ by 1; no vertical ones
+    assert float(cg.mask_penalty(torch.zeros(1, 1, 4, 4), 1.0, 1.0)) == 0.0
+
+
+def test_mask_option_logs_its_penalty_and_trains():
+    m = tiny_model(residual=True, mask=True, lambda_mask=0.1, lambda_mask_tv=0.01)
+    assert m.config["mask"] is True and m.config["lambda_mask"] == 0.1
+    out = m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    assert set(out) == TERMS | {"G_mask"}
+    v = {k: float(t) for k, t in out.items()}
+    assert v["G"] == pytest.approx(v["G_GAN"] + v["G_cycle"] + v["G_identity"] + v["G_mask"], rel=1e-5)
+    # 4 masks of about sigmoid(-3) each, times 0.1
+    assert v["G_mask"] == pytest.approx(4 * 0.1 * 0.0474, rel=0.1)
+
+
+def test_age_aux_classifier_reads_any_size_and_gives_the_generators_a_gradient():
+    C = cg.AgeAuxClassifier(ndf=4, image_size=16)
+    assert C(smooth_faces(3, 64)).shape == (3,) and C(smooth_faces(3, 16)).shape == (3,)
+    G = cg.init_weights(cg.make_generator("resnet", 8, 2, residual=True))
+    torch.nn.init.normal_(G.net[-2].weight, 0, 0.02)
+    C.requires_grad_(False)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(C(G(smooth_faces(2))), torch.ones(2))
+    loss.backward()
+    assert all(p.grad is None for p in C.parameters())
+    assert G.net[0 + 1].weight.grad.abs().sum() > 0  # the generator's first convolution learns from it
+
+
+def test_age_option_trains_its_own_classifier_on_real_faces_only():
+    m = tiny_model(residual=True, lambda_age=2.0, age_aux_size=16, age_aux_ndf=4)
+    assert "C_age" in m.networks and "C" in m.optimizers and m.config["lambda_age"] == 2.0
+    young, old = smooth_faces(4, seed=1) - 0.5, smooth_faces(4, seed=2) + 0.5  # dark against bright
+    first = float(m.train_step((young.clamp(-1, 1), old.clamp(-1, 1)))["C_age"])
+    for _ in range(60):
+        out = m.train_step((young.clamp(-1, 1), old.clamp(-1, 1)))
+    assert set(out) == TERMS | {"G_age_A2B", "G_age_B2A", "G_age", "C_age"}
+    v = {k: float(t) for k, t in out.items()}
+    assert v["G"] == pytest.approx(v["G_GAN"] + v["G_cycle"] + v["G_identity"] + v["G_age"], rel=1e-5)
+    assert v["C_age"] < 0.5 * first  # it learns to tell the two domains apart
+    with torch.no_grad():
+        C = m.networks["C_age"]
+        assert (C(old.clamp(-1, 1)) > C(young.clamp(-1, 1))).all()
+    assert all(p.requires_grad for p in m.networks["C_age"].parameters())
+
+
+def test_diff_augment_is_differentiable_and_checks_its_policy():
+    x = smooth_faces(4, 32).requires_grad_(True)
+    torch.manual_seed(0)
+    y = cg.diff_augment(x, "color,translation,cutout")
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(cg.diff_augment(x, ""), x)
+    # cutout zeroes a quarter of the image (a square of half the side), less where it crosses the border
+    z = cg.diff_augment(torch.ones(8, 3, 32, 32), "cutout")
+    zero_share = (z == 0).float().mean((1, 2, 3))
+    assert (zero_share > 0.05).all() and (zero_share <= 0.25 + 1e-6).all()
+    # translation moves the content and fills with zeros
+    t = cg.diff_augment(torch.ones(16, 3, 32, 32), "translation")
+    assert (t == 0).any() and set(t.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="no policy"):
+        cg.diff_augment(x, "colour")
+    with pytest.raises(ValueError, match="no policy"):
+        tiny_model(diffaug="zoom")
+
+
+def test_diffaug_option_trains():
+    m = tiny_model(residual=True, diffaug="color,translation,cutout")
+    assert m.config["diffaug"] == "color,translation,cutout"
+    out = m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    assert set(out) == TERMS and all(math.isfinite(float(v)) for v in out.values())
+
+
+def test_options_reach_the_model_from_the_settings():
+    from dataclasses import replace
+
+    from helpers import config
+
+    s = replace(config.CYCLEGAN_CPU, image_size=32, ngf=8, ndf=8, n_blocks=2, mask=True, lambda_mask=0.05,
+                lambda_age=1.0, age_aux_size=16, diffaug="translation")
+    m = cg.CycleGAN(s)
+    assert m.mask and m.lambda_age == 1.0 and m.diffaug == "translation"
+    assert m.networks["C_age"].image_size == 16 and m.networks["G_AB"].mask_head is not None
+
+
+def test_a_run_with_the_options_resumes_and_loads_its_generators(tmp_path):
+    kw = dict(residual=True, mask=True, lambda_mask=0.05, lambda_age=1.0, age_aux_size=16, age_aux_ndf=4,
+              diffaug="translation")
+    m = tiny_model(**kw)
+    m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    path = cg.save_generators(m, tmp_path / "g.pt")
+    back = cg.load_generators(path)
+    x = smooth_faces(2, seed=3)
+    assert torch.allclose(back.translate(x), m.translate(x))
+
+
+def test_age_classifier_has_its_own_learning_rate():
+    m = tiny_model(lambda_age=1.0, age_aux_lr=1e-3)
+    assert m.opt_C.param_groups[0]["lr"] == pytest.approx(1e-3) and m.opt_G.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert m.config["age_aux_lr"] == 1e-3
+    assert tiny_model(lambda_age=1.0).opt_C.param_groups[0]["lr"] == pytest.approx(2e-4)  # 0: the model's lr
+    assert not hasattr(tiny_model(age_aux_lr=1e-3), "opt_C")  # no classifier, no optimiser for it
