@@ -3,6 +3,14 @@
 The notebooks in ``notebooks/`` import from here; every network, loss, dataset and plot is
 defined once, in one of these modules:
 
+The modules read bottom-up, each importing only from the layers below it:
+
+1. ground: ``config``, ``plots``, ``splits``, ``faces``, ``colab``, ``layers`` (shared blocks, losses, schedules);
+2. machinery: ``training``, ``runs`` (the one Run base), ``cache``, ``sources``, ``toyfaces``, ``metrics``;
+3. model families: ``dcgan``, ``cyclegan``, ``cdcgan``, ``encoder``, ``agegan``;
+4. ``catalog`` (one table of the models) and the apps: ``train``, ``evaluate``, ``age_photo``,
+   ``benchmark``, ``pretrained`` (shipped weights).
+
 - :mod:`helpers.config`     every size and path, and smoke mode (``SMOKE=1``)
 - :mod:`helpers.toyfaces`   the built-in synthetic faces with ground-truth aging
 - :mod:`helpers.sources`    UTKFace (Kaggle), facial-age and IMDB-WIKI loaders; ``load_faces``

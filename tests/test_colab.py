@@ -150,7 +150,8 @@ class _Recorder:
 def _run_setup(monkeypatch, tmp_path, on_colab: bool, use_drive: bool = True) -> _Recorder:
     rec = _Recorder()
     for var in ("FACEAGING_DATA", "FACEAGING_RUNS", "SMOKE"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # recorded first, so whatever the cell sets is undone after the test
+        monkeypatch.delenv(var)
     if on_colab:
         google = types.ModuleType("google")
         google.__path__ = []
