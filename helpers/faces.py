@@ -533,11 +533,13 @@ LANDMARKS_MODEL = "shape_predictor_5_face_landmarks.dat"
 UTK_DLIB_BOX = (0.02, 0.02, 0.92, 0.92)
 #: UTKFace's framing from the 5 landmarks (see the module docstring): with ``d`` the distance
 #: between the eye centres and ``n`` the height of the nose below the eye line, the crop's
-#: centre lies ``FRAMING[0] . (d, n)`` along the eye line and ``FRAMING[1] . (d, n)`` below the
-#: eyes' midpoint, and its side is ``FRAMING[2] . (d, n)``.
+#: centre lies ``UTK_FRAMING[0] . (d, n)`` along the eye line and ``UTK_FRAMING[1] . (d, n)``
+#: below the eyes' midpoint, and its side is ``UTK_FRAMING[2] . (d, n)``. Least squares on
+#: 1,000 real crops; what is left over: 1.7, 1.1 and 4.5 px (median, in 200 px crops).
 UTK_FRAMING = ((0.0143, 0.0047), (0.0840, 0.5596), (1.4431, 1.5296))
-#: Landmarks that land outside these bounds, in the aligned 200 px crop, are not a face's.
-_EYES_AT = (0.49, 0.305)  # where the eyes' midpoint sits in a UTKFace crop (fraction of the side)
+# Where the eyes' midpoint sits in a UTKFace crop (fractions of its side; measured: (98, 61)
+# in 200 px), and the bounds outside which landmarks found in an aligned crop are not a face's.
+_EYES_AT = (0.49, 0.305)
 _CHECKS = {"eye_shift": 0.1, "eye_distance": (0.25, 0.55), "nose_ratio": (0.4, 1.2), "angle": 12.0}
 
 _DLIB: dict[str, object] = {}
