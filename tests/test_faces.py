@@ -223,3 +223,181 @@ def test_load_photo_handles_modes_and_exif(tmp_path):
 def test_detector_unavailable_message():
     with pytest.raises(faces.DetectorUnavailable, match="4.x"):
         faces._cascade("no_such_cascade.xml")
+
+
+# --------------------------------------------------------------------------- framing constants read at call time
+
+
+def test_changing_utk_shift_and_margin_at_run_time_takes_effect(monkeypatch, astronaut):
+    box = faces.Box(50, 40, 100, 100)
+    before = faces.crop_box(box)
+    monkeypatch.setattr(faces, "UTK_SHIFT", 0.3)
+    assert faces.crop_box(box) == faces.Box(50, 70, 100, 100) != before
+    monkeypatch.setattr(faces, "UTK_MARGIN", 0.25)
+    assert faces.crop_box(box).w == 150
+    # find_face cuts with the new values too: the crop is no longer the default one.
+    shifted = faces.find_face(astronaut, verbose=False).crop
+    monkeypatch.setattr(faces, "UTK_SHIFT", 0.09)
+    monkeypatch.setattr(faces, "UTK_MARGIN", 0.0)
+    default = faces.find_face(astronaut, verbose=False).crop
+    assert np.abs(shifted.astype(int) - default.astype(int)).mean() > 10
+
+
+# --------------------------------------------------------------------------- turned squares
+
+
+def test_square_cut_matches_the_box_crop_and_pastes_back(astronaut, astronaut_face):
+    sq = faces.Square.from_box(faces.crop_box(astronaut_face.box))
+    cut = faces.cut_square(astronaut, sq, 200)
+    assert np.abs(cut.astype(int) - astronaut_face.crop.astype(int)).mean() < 3
+    # A crop pasted back where it came from gives the photo back; the rest is untouched.
+    back = astronaut_face.paste(astronaut_face.crop)
+    x, y, s, _ = faces.crop_box(astronaut_face.box)
+    inner = (slice(y + 10, y + s - 10), slice(x + 10, x + s - 10))
+    assert np.abs(back[inner].astype(int) - astronaut[inner].astype(int)).mean() < 4
+    assert np.array_equal(back[: y - 2], astronaut[: y - 2])
+    grey = astronaut_face.paste(np.full((64, 64, 3), 128, np.uint8))
+    assert np.abs(grey[inner].astype(int) - 128).max() <= 1
+
+
+def test_turned_square_geometry():
+    sq = faces.Square(100.0, 50.0, 40.0, 90.0)  # turned a quarter: its top edge points down
+    tl, tr, br, bl = sq.corners()
+    assert np.allclose(tl, (120, 30)) and np.allclose(tr, (120, 70)) and np.allclose(bl, (80, 30))
+    assert np.allclose(sq.to_photo([[0, 0], [10, 10], [20, 20]], 20), [tl, (100, 50), br])
+    assert faces.square_iou(sq, sq) == pytest.approx(1.0)
+    assert faces.square_iou(sq, faces.Square(100.0, 50.0, 40.0, 0.0)) == pytest.approx(1.0, abs=1e-3)
+    assert faces.square_iou(sq, faces.Square(100.0, 50.0, 40.0, 45.0)) == pytest.approx(0.707, abs=0.01)
+    assert faces.square_iou(sq, faces.Square(300.0, 50.0, 40.0, 0.0)) == 0.0
+
+
+# --------------------------------------------------------------------------- dlib alignment
+
+def _have_dlib(*models: str) -> bool:
+    try:
+        faces._dlib()
+        for m in models:
+            faces.dlib_model_file(m)
+    except faces.DlibUnavailable:
+        return False
+    return True
+
+
+needs_dlib = pytest.mark.skipif(not _have_dlib(faces.LANDMARKS_MODEL),
+                                reason="dlib or its models are not installed: " + faces.DLIB_INSTALL)
+
+
+def _eye_angle(points):
+    _, _, _, u, _ = faces._eye_frame(points)
+    return float(np.degrees(np.arctan2(u[1], u[0])))
+
+
+def _turned(image, degrees):
+    """The photo turned by ``degrees`` (clockwise on screen) about its centre, same size."""
+    import cv2
+
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), -degrees, 1.0)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+@needs_dlib
+@pytest.mark.parametrize("degrees", [-15, 15])
+def test_aligned_astronaut_comes_out_upright(astronaut, degrees):
+    level = faces.find_face(astronaut, verbose=False, align=True)
+    assert level.aligned and level.detector == "hog" and "levelled" in level.message
+    found = faces.find_face(_turned(astronaut, degrees), verbose=False, align=True)
+    assert found.aligned and found.crop.shape == (200, 200, 3)
+    # The square turned with the head, and inside the crop the eyes are level again.
+    assert abs(found.square.angle - level.square.angle - degrees) < 3
+    assert abs(_eye_angle(faces.face_landmarks(found.crop))) < 3
+    # Without the turn, the same square keeps the tilt.
+    upright = faces.cut_square(_turned(astronaut, degrees), found.square._replace(angle=0.0))
+    assert abs(_eye_angle(faces.face_landmarks(upright))) > 10
+    full = found.full_crop()
+    assert full.shape[0] == full.shape[1] >= 200
+
+
+@needs_dlib
+def test_aligned_crop_of_turned_real_faces(real_utkface_dir):
+    """Real UTKFace crops of adults, turned by 15 degrees and pasted into larger photos, are re-found upright."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    adults = [p for p in sorted(real_utkface_dir.glob("*.jpg")) if 20 <= int(p.name.split("_")[0]) <= 70]
+    for k, path in enumerate(adults[:: len(adults) // 4][:4]):
+        crop = np.asarray(Image.open(path).convert("RGB"))
+        photo, truth = faces.paste_crop(crop, rng, angle=15.0 if k % 2 else -15.0)
+        found = faces.find_face(photo, verbose=False, align=True)
+        assert found.aligned
+        assert faces.square_iou(found.square, truth) > 0.8, path.name
+        assert abs(found.square.angle - truth.angle) < 5, path.name
+        assert abs(_eye_angle(faces.face_landmarks(found.crop))) < 5, path.name
+
+
+@needs_dlib
+def test_measure_framing_aligned_beats_haar_on_turned_real_faces(real_utkface_dir):
+    from PIL import Image
+
+    crops = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(real_utkface_dir.glob("*.jpg"))[::600][:8]]
+    aligned = faces.measure_framing(crops, align=True, max_angle=15, seed=0)
+    haar = faces.measure_framing(crops, align=False, max_angle=15, seed=0)
+    assert aligned["photos"] == 8 and aligned["found"] == 1.0 and aligned["aligned"] == 1.0
+    assert aligned["iou_mean"] > 0.85 and aligned["tilt_error"] < 3
+    assert aligned["iou_mean"] > haar["iou_mean"]
+
+
+def test_without_dlib_find_face_falls_back_to_haar_with_a_warning(monkeypatch, astronaut, astronaut_face):
+    def no_dlib():
+        raise faces.DlibUnavailable("dlib is not installed: " + faces.DLIB_INSTALL)
+
+    monkeypatch.setattr(faces, "_dlib", no_dlib)
+    monkeypatch.setattr(faces, "_DLIB", {})
+    with pytest.warns(faces.AlignmentWarning, match="pip install") as record:
+        found = faces.find_face(astronaut, verbose=False, align=True)
+    assert len(record) == 1 and "Haar" in str(record[0].message)
+    assert not found.aligned and found.detector == "haar" and found.landmarks is None
+    assert np.array_equal(found.crop, astronaut_face.crop)
+    assert "could not be aligned" in found.message
+
+
+@needs_dlib
+def test_landmarks_that_are_not_a_face_fall_back_to_the_detector_box(monkeypatch, astronaut):
+    real = faces.face_landmarks
+    calls = []
+
+    def scrambled(image, box=None):
+        pts = real(image, box)
+        calls.append(box)
+        return pts if box is not None else pts[[4, 1, 2, 3, 0]]  # second pass: nose and an eye swapped
+
+    monkeypatch.setattr(faces, "face_landmarks", scrambled)
+    with pytest.warns(faces.AlignmentWarning, match="do not look like a face"):
+        found = faces.find_face(astronaut, verbose=False, align=True)
+    assert len(calls) == 2 and not found.aligned and found.detector == "hog"
+    assert found.crop.shape == (200, 200, 3)
+    assert found.square == faces.hog_square(found.box)
+
+
+def test_dlib_model_file_missing_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(faces, "_dlib_model_dirs", lambda: [tmp_path])
+    with pytest.raises(faces.DlibUnavailable) as err:
+        faces.dlib_model_file(faces.LANDMARKS_MODEL)
+    msg = str(err.value)
+    assert faces.LANDMARKS_MODEL in msg and "pip install" in msg and "face-recognition-models" in msg
+    assert faces.DLIB_MODELS_ENV in msg and str(tmp_path) in msg
+    assert isinstance(err.value, ImportError)
+
+
+def test_dlib_models_folder_from_the_environment(monkeypatch, tmp_path):
+    (tmp_path / "some_model.dat").write_bytes(b"x")
+    monkeypatch.setenv(faces.DLIB_MODELS_ENV, str(tmp_path))
+    assert faces._dlib_model_dirs()[0] == tmp_path
+    assert faces.dlib_model_file("some_model.dat") == tmp_path / "some_model.dat"
+    with pytest.raises(faces.DlibUnavailable, match="no_such.dat"):
+        faces.dlib_model_file("no_such.dat")
+
+
+def test_unknown_detector():
+    with pytest.raises(ValueError, match="haar"):
+        faces.detect_faces(np.zeros((50, 50, 3), np.uint8), detector="mtcnn")
