@@ -364,10 +364,10 @@ def _clean(x):
     return x
 
 
-def _minutes(v: float) -> str:
+def _minutes(v: float, approx: str = "") -> str:
     if v is None or not math.isfinite(v):
         return "-"
-    return f"{v:.0f} min" if v >= 10 else f"{v:.2g} min" if v >= 0.01 else "< 0.01 min"
+    return f"{approx}{v:.0f} min" if v >= 10 else f"{approx}{v:.2g} min" if v >= 0.01 else "< 0.01 min"
 
 
 def _si(v: float, unit: str) -> str:
@@ -620,7 +620,7 @@ def colab_phase(ctx: Context) -> None:
         rows.append({"model": name, **m, **est})
         total += est["t4_minutes"]
         r.row("3 Colab", f"{m['notebook'][:2]} {name}: {m['image_size']} px, batch {m['batch_size']}, {m['length']}",
-              f"T4 ~{_minutes(est['t4_minutes'])}", f"here {_minutes(est['minutes_here'])}, "
+              f"T4 {_minutes(est['t4_minutes'], '~')}", f"here {_minutes(est['minutes_here'])}, "
               f"{100 * est['utilisation']:.1f}% of the matmul rate")
     assumption = (f"a T4 reaches the same share of its {T4_FP16_TFLOPS:.0f} TFLOP/s float16 peak as each training "
                   f"reaches here of the measured {mm['dtype']} matmul rate ({_si(ref, 'FLOP/s')}); eager (the notebooks "
@@ -631,7 +631,7 @@ def colab_phase(ctx: Context) -> None:
                 "epoch_scale": scale, "notebooks": rows, "total_t4_minutes": total}
     (ctx.out / "colab_estimate.json").write_text(json.dumps(_clean(estimate), indent=2))
     r.data["colab"] = estimate
-    r.row("3 Colab", "all notebooks' training on a T4", f"~{_minutes(total)}", "assumption in colab_estimate.json")
+    r.row("3 Colab", "all notebooks' training on a T4", _minutes(total, "~"), "assumption in colab_estimate.json")
     print(assumption)
 
 
@@ -831,7 +831,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=None, help=f"seconds of work in all (default {CHECK.budget_s:.0f})")
     p.add_argument("--cyclegan-s", type=float, default=None, help=f"CycleGAN training seconds (default {CHECK.cyclegan_s:.0f})")
     p.add_argument("--agegan-s", type=float, default=None, help=f"age-modulated GAN seconds (default {CHECK.agegan_s:.0f})")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice; 1 in smoke mode on a CPU)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: the best available; cpu needs SMOKE=1)")
     return p
 
@@ -841,8 +842,9 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     k = replace(CHECK, **{f: v for f, v in (("budget_s", args.budget), ("cyclegan_s", args.cyclegan_s),
                                             ("agegan_s", args.agegan_s)) if v is not None})
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or (config.SMOKE and not torch.cuda.is_available()):
+        # The smoke networks are tiny: on a CPU one thread is as fast as more, and far faster on shared cores.
+        torch.set_num_threads(args.threads or 1)
     out = Path(args.out or os.environ.get("OUT") or "outputs/gpu-check").expanduser()
     try:
         device = pick_device(args.device)
