@@ -36,7 +36,7 @@ Optional parts that are missing (a CUDA GPU for ``torch.compile``, dlib) get a l
 says so; nothing here needs the network.
 
     python -m helpers.gpu_check [--faces DIR] [--out DIR] [--budget S] [--cyclegan-s S] [--agegan-s S]
-                                [--threads N] [--device D]
+                                [--batches 8,32] [--compile-batches 8] [--threads N] [--device D]
 """
 
 from __future__ import annotations
@@ -536,7 +536,7 @@ def models_phase(ctx: Context) -> None:
             if name == "eval":
                 m = _measure_classifier(ctx)
             elif name == "encoder":
-                m = _measure_encoder(ctx, cdc_runs, scale)
+                m = _measure_encoder(ctx, cdc_runs)
             else:
                 spec, s, run = _notebook_run(ctx, name)
                 if name.startswith("cdcgan"):
@@ -561,7 +561,7 @@ def models_phase(ctx: Context) -> None:
     ctx.report.data["notebooks"] = ctx.models
 
 
-def _measure_encoder(ctx: Context, cdc_runs: dict, scale: float) -> dict:
+def _measure_encoder(ctx: Context, cdc_runs: dict) -> dict:
     """Notebook 05: both encoders (the seed's and the improved one) against the frozen conditional DCGAN."""
     s = config.ENCODER
     cgan = cdc_runs.get("cdcgan-wide" if s.cgan == "wide" else "cdcgan")
@@ -752,8 +752,15 @@ def evaluate_phase(ctx: Context) -> None:
     for t, row in zip(sets, [x for x in rows if x.get("status") == "ok"]):
         if identity is not None and t.has_input:
             n = min(ctx.check.identity_faces, len(t.source))
-            row["same_person"] = identity.identity_report(t.source[:n], t.fake[:n])["same_person"]
-            row["same_person_faces"] = n
+            try:
+                rep = identity.identity_report(t.source[:n], t.fake[:n])
+            except Exception as err:  # noqa: BLE001 -- recorded as a failure; the age accuracy rows still stand
+                traceback.print_exc()
+                r.failed.append(f"same person, {row['model']}: {type(err).__name__}: {err}")
+                row["same_person_error"] = f"{type(err).__name__}: {err}"
+                continue
+            row["same_person"], row["same_person_faces"] = rep["same_person"], n
+            row["same_person_median_distance"] = rep["median_distance"]
     r.data["evaluation"] = {"rows": rows, "age_classifier": getattr(judges.age, "report", {}),
                             "same_person": why or "dlib face descriptors (helpers.identity)"}
     ceiling = None
@@ -767,8 +774,11 @@ def evaluate_phase(ctx: Context) -> None:
         r.row("2 evaluation", f"{row['model']}: {row['translation']}", f"age accuracy {row['age_accuracy']:.1f}%",
               "; ".join(note))
         if "same_person" in row:
-            r.row("2 evaluation", f"{row['model']}: same person (dlib, < 0.6)", f"{100 * row['same_person']:.1f}%",
-                  f"{row['same_person_faces']} faces")
+            r.row("2 evaluation", f"{row['model']}: same person (dlib distance < 0.6)",
+                  f"{100 * row['same_person']:.1f}%",
+                  f"median distance {row['same_person_median_distance']:.2f}; {row['same_person_faces']} faces")
+        elif "same_person_error" in row:
+            r.row("2 evaluation", f"{row['model']}: same person (dlib)", "FAILED", row["same_person_error"][:90])
     if identity is None:
         r.row("2 evaluation", "same-person share", "skipped", why)
 
@@ -823,6 +833,13 @@ def check_outputs(out: Path) -> list[str]:
     return problems
 
 
+def _int_list(text: str) -> tuple:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 8,32") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers.gpu_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -831,6 +848,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=None, help=f"seconds of work in all (default {CHECK.budget_s:.0f})")
     p.add_argument("--cyclegan-s", type=float, default=None, help=f"CycleGAN training seconds (default {CHECK.cyclegan_s:.0f})")
     p.add_argument("--agegan-s", type=float, default=None, help=f"age-modulated GAN seconds (default {CHECK.agegan_s:.0f})")
+    p.add_argument("--batches", type=_int_list, default=None,
+                   help=f"batch sizes of the course's way, eager (default {','.join(map(str, CHECK.batches))})")
+    p.add_argument("--compile-batches", type=_int_list, default=None,
+                   help="batch sizes with torch.compile, CUDA only (default "
+                        f"{','.join(map(str, CHECK.compile_batches)) or 'none'}; '' for none)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's choice; 1 in smoke mode on a CPU)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: the best available; cpu needs SMOKE=1)")
@@ -841,7 +863,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
     k = replace(CHECK, **{f: v for f, v in (("budget_s", args.budget), ("cyclegan_s", args.cyclegan_s),
-                                            ("agegan_s", args.agegan_s)) if v is not None})
+                                            ("agegan_s", args.agegan_s), ("batches", args.batches),
+                                            ("compile_batches", args.compile_batches)) if v is not None})
     if args.threads or (config.SMOKE and not torch.cuda.is_available()):
         # The smoke networks are tiny: on a CPU one thread is as fast as more, and far faster on shared cores.
         torch.set_num_threads(args.threads or 1)
