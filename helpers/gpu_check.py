@@ -106,7 +106,7 @@ class CheckSettings:
 
 
 CHECK = config.pick(
-    CheckSettings(budget_s=540, cyclegan_s=180, agegan_s=120, speed_steps=30, plain_steps=30, warmup=None,
+    CheckSettings(budget_s=520, cyclegan_s=180, agegan_s=120, speed_steps=30, plain_steps=30, warmup=None,
                   batches=(8, 32), compile_batches=(8,), matmul_n=8192, matmul_reps=50, model_steps=15,
                   identity_faces=100, reserve_s=45),
     CheckSettings(budget_s=120, cyclegan_s=4, agegan_s=3, speed_steps=3, plain_steps=3, warmup=1,
@@ -654,11 +654,12 @@ def train_cyclegan_phase(ctx: Context) -> None:
     eager, compiled = tries.get((s0.batch_size, False)), tries.get((s0.batch_size, True))
     # Compile for training only where the speed step showed it pays clearly: it costs a compile again, about
     # as long as the compiled benchmark took beyond the eager one.
-    use_compile = bool(dev.type == "cuda" and eager and compiled
+    overhead = max(0.0, compiled["seconds"] - eager["seconds"]) if eager and compiled else 0.0
+    use_compile = bool(dev.type == "cuda" and eager and compiled and seconds > 3 * overhead
                        and compiled["fast_pairs_per_s"] > 1.25 * eager["fast_pairs_per_s"])
     chosen = compiled if use_compile else eager
     rate = chosen["fast_pairs_per_s"] / s0.batch_size if chosen else m.get("steps_per_s", 0)
-    overhead = max(0.0, compiled["seconds"] - eager["seconds"]) if use_compile else 0.0
+    overhead = overhead if use_compile else 0.0
     epochs = fit_epochs(seconds - overhead, rate, m.get("batches_per_epoch_here", 0), s0.epochs)
     s = replace(with_length(s0, epochs=epochs), checkpoint_every=10**9)
     print(f"{seconds:.0f} s of training: {epochs} epoch(s) planned at ~{rate:.1f} steps/s"
