@@ -41,3 +41,11 @@ stamp:
 
 clean:
 	rm -rf $(VENV) data/cache data/toyfaces-smoke runs
+
+# The course on a GPU in one prepared run (about 9 min): speed against the plain way, real-face training,
+# Colab estimate; writes to $OUT (default outputs/gpu-check) and prints one table last. Reads the real faces
+# from real/UTKFace (git-ignored; GPU_CHECK_FACES=DIR for another folder). SMOKE=1: the CPU check (~30 s).
+# No `setup` prerequisite: the GPU machine has no network; it runs the venv's python if there is one.
+.PHONY: gpu-check
+gpu-check:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -u -m helpers.gpu_check
