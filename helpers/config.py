@@ -282,6 +282,8 @@ class EvalSettings:
     batch_size: int
     n_faces: int | None  # test faces scored per model (None: all of them)
     encoder_faces: int | None = 128  # the encoder route refines every face twice: fewer faces (None: n_faces)
+    identity_faces: int | None = 200  # real faces per row given to dlib's recogniser (about 0.1 s a face; None: all)
+    identity_pairs: int = 300  # random pairs of strangers in the "different people" row
     lr: float = 2e-3
     age_sigma: float = 3.0  # years: width of the soft age labels
     fid: str = "auto"  # "auto" (Inception when its weights can be had, else the stand-in), "inception", "stand-in"
@@ -293,6 +295,7 @@ class EvalSettings:
 EVAL = pick(
     EvalSettings(image_size=64, width=16, steps=1500, batch_size=64, n_faces=500),
     EvalSettings(image_size=32, width=8, steps=30, batch_size=16, n_faces=24, encoder_faces=16, fid_download=False,
+                 identity_faces=16, identity_pairs=30,
                  run_name="eval-smoke"),
 )
 

@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import catalog, config
+from . import catalog, config, identity, pretrained
 from . import metrics as M
 from .agegan import group_mid_ages, translate
 from .cache import build_cache
@@ -78,8 +78,14 @@ class Judges:
         self.age = M.get_age_classifier(source, data_path, self.s, retrain, device, verbose, max_images)
         self.traits = M.get_trait_classifier(self.s, retrain, device, verbose, max_images) if self.toy else None
         self.fid = M.choose_fid(fid, verbose=verbose)
-        self.embedder, self.identity_note = (None, "toy faces: identity is measured by the traits") if self.toy \
-            else M.face_embedder(device)
+        self.recognizer, self.identity_note = None, "toy faces: identity is measured by the traits"
+        if not self.toy:
+            try:
+                self.recognizer = identity.default_recognizer()
+                self.recognizer._load()
+                self.identity_note = "dlib's face recogniser: same person = descriptors under 0.6 apart"
+            except identity.IdentityUnavailable as err:
+                self.recognizer, self.identity_note = None, f"not measured: {str(err).splitlines()[0]}"
         self._tests = {}
 
     def test_cache(self, size: int):
@@ -281,12 +287,41 @@ def score(t: Translations, judges: Judges) -> dict:
     """The table row of one set of translations (:func:`helpers.metrics.evaluate_translation`)."""
     r = M.evaluate_translation(t.source, t.fake, t.target, t.groups, judges.age, reconstructed=t.back,
                                ground_truth=t.truth, identities=t.identities, trait_classifier=judges.traits,
-                               reference=t.reference, fid=judges.fid,
-                               embedder=judges.embedder if t.has_input else None)
+                               reference=t.reference, fid=judges.fid)
     row = {"model": t.model, "translation": t.translation, "data": judges.source, "status": "ok", **r}
+    if judges.recognizer is not None and t.has_input:
+        n = len(t.source) if judges.s.identity_faces is None else min(judges.s.identity_faces, len(t.source))
+        row.update(_identity_columns(identity.identity_report(t.source[:n], t.fake[:n], judges.recognizer)))
     if t.run:
         row["run"] = t.run
     return row
+
+
+def _identity_columns(rep: dict) -> dict:
+    return {"same_person": 100.0 * rep["same_person"], "identity_distance": rep["mean_distance"]}
+
+
+def identity_rows(judges: Judges, sizes) -> list[dict]:
+    """The two reference rows of the same-person column, on real test faces at full size (200 px).
+
+    - one *resolution floor* per model size: every face shrunk to that size and enlarged back,
+      against itself (a model of that size that keeps the person perfectly still scores this);
+    - *different people*: random pairs of two test faces (what a model that loses the person scores).
+    """
+    if judges.recognizer is None:
+        return []
+    test = judges.test_cache(config.DATA.image_size if config.SMOKE else 200).tensor()
+    idx = torch.as_tensor(judges.pick(len(test), seed=2, n=judges.s.identity_faces))
+    faces = test[idx]
+    base = {"data": judges.source, "status": "baseline", "faces": len(faces)}
+    rows = [{**base, "model": f"real faces shrunk to {size} px and back", "translation": "resolution floor",
+             **_identity_columns(identity.resolution_floor(faces, int(size), judges.recognizer))}
+            for size in sorted(set(int(s) for s in sizes))]
+    rows.append({**base, "model": "different people (random pairs)", "translation": "strangers",
+                 "faces": judges.s.identity_pairs,
+                 **_identity_columns(identity.different_people(test, judges.s.identity_pairs, seed=3,
+                                                               recognizer=judges.recognizer))})
+    return rows
 
 
 def predicted_groups(t: Translations, judges: Judges) -> np.ndarray:
@@ -306,24 +341,38 @@ def _model_source(model: str, run_dir: Path) -> str:
 
 def translate_all(models=MODELS, data: str | None = None, data_path=None, runs_dir=None, settings=None,
                   fid: str | None = None, retrain: bool = False, device="cpu", verbose: bool = True,
-                  max_images: int | None = None, judges: dict | None = None):
+                  max_images: int | None = None, judges: dict | None = None, use_pretrained: bool = False):
     """Every trained model's test translations: ``(translations, judges, missing)``.
 
     ``judges`` maps each data source to its :class:`Judges` (pass some in to reuse them); ``missing``
     lists the models with no run folder. ``data``: score on this source instead of the one each
-    model was trained on.
+    model was trained on. ``use_pretrained``: score the weights shipped in ``weights/``
+    (:mod:`helpers.pretrained`) instead of run folders.
     """
     sets, judges, missing = [], dict(judges or {}), []
     for name in models:
-        run_dir = find_run(name, runs_dir)
-        if run_dir is None:
-            missing.append(name)
-            continue
-        source = data or _model_source(name, run_dir)
+        if use_pretrained:
+            if name not in pretrained.SHIPPED:
+                raise ValueError(f"no shipped weights for {name!r}; these models ship weights: "
+                                 f"{', '.join(pretrained.SHIPPED)}")
+            loaded = pretrained.load(name, device)  # WeightsError (a RuntimeError) says what to do
+            run_dir = pretrained.path_of(name)
+            source = data or (loaded[1]["data"] if name == "cyclegan" else loaded.config.get("data", "utkface"))
+        else:
+            run_dir = find_run(name, runs_dir)
+            if run_dir is None:
+                missing.append(name)
+                continue
+            source = data or _model_source(name, run_dir)
         if source not in judges:
             judges[source] = Judges(source, data_path, settings, fid, retrain, device, verbose, max_images)
         t0 = time.time()
-        new = TRANSLATORS[name](run_dir, judges[source])
+        if use_pretrained and name == "cyclegan":
+            new = translate_cyclegan(run_dir, judges[source], model=loaded[0], info=loaded[1])
+        elif use_pretrained:
+            new = translate_agegan(run_dir, judges[source], G=loaded)
+        else:
+            new = TRANSLATORS[name](run_dir, judges[source])
         for t in new:
             t.run, t.source_name = str(run_dir), source
         sets += new
@@ -345,8 +394,12 @@ def score_all(sets, judges: dict, missing=()) -> list[dict]:
             rows.append(row)
         row = score(t, j)
         if not j.toy:
-            row["identity_note"] = f"face-embedding similarity on {j.source}: {j.identity_note}"
+            row["identity_note"] = f"same person on {j.source}: {j.identity_note}"
         rows.append(row)
+    for source, j in judges.items():
+        sizes = [t.source.shape[-1] for t in sets if t.has_input and _source_of(t, judges) == source]
+        if sizes:
+            rows += identity_rows(j, sizes)
     for name in missing:
         rows.append({"model": name, "status": "not trained",
                      "translation": f"train it first: python -m helpers.train {name}"})
@@ -359,10 +412,10 @@ def _source_of(t: Translations, judges: dict) -> str:
 
 def evaluate_all(models=MODELS, data: str | None = None, data_path=None, runs_dir=None, settings=None,
                  fid: str | None = None, retrain: bool = False, device="cpu", verbose: bool = True,
-                 max_images: int | None = None) -> list[dict]:
+                 max_images: int | None = None, use_pretrained: bool = False) -> list[dict]:
     """Rows of the results table for ``models``; one "not trained" row for each model with no run folder."""
     sets, judges, missing = translate_all(models, data, data_path, runs_dir, settings, fid, retrain, device, verbose,
-                                          max_images)
+                                          max_images, use_pretrained=use_pretrained)
     return score_all(sets, judges, missing)
 
 
@@ -466,6 +519,8 @@ def main(argv=None) -> int:
     p.add_argument("--fid", default=None, choices=["auto", "inception", "stand-in"],
                    help=f"which FID (default {config.EVAL.fid})")
     p.add_argument("--retrain", action="store_true", help="retrain the classifiers even if saved ones exist")
+    p.add_argument("--pretrained", action="store_true",
+                   help="score the real-face weights shipped in weights/ instead of your run folders")
     p.add_argument("--out", default=None, help="path stem of the table (default RUNS_DIR/<EVAL.run_name>/results)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine)")
@@ -482,9 +537,10 @@ def main(argv=None) -> int:
     print(config.summary())
     t0 = time.time()
     try:
-        rows = evaluate_all(args.models, args.data, args.data_path, args.runs_dir, s, args.fid, args.retrain, device,
-                            max_images=args.max_images)
-    except (FileNotFoundError, ValueError, CheckpointMismatch) as e:  # a wrong folder or data: say so, no traceback
+        models = args.models if not args.pretrained or args.models != list(MODELS) else list(pretrained.SHIPPED)
+        rows = evaluate_all(models, args.data, args.data_path, args.runs_dir, s, args.fid, args.retrain, device,
+                            max_images=args.max_images, use_pretrained=args.pretrained)
+    except (FileNotFoundError, ValueError, CheckpointMismatch, pretrained.WeightsError) as e:  # a wrong folder or data: say so, no traceback
         print(f"\nerror: {e}", file=sys.stderr)
         return 3
     df = M.results_table(rows)

@@ -56,9 +56,12 @@ faces.
 - *Identity traits* (toy faces only): a small :class:`TraitClassifier` reads gender, race and
   hair style; "traits kept" is the share of translated faces whose three predicted traits are
   those of the source person (:func:`helpers.toyfaces.identity_traits`).
-- *Face-embedding similarity* (real faces): the cosine similarity of a face-recognition
-  network's embeddings of the input and the translation, measured only when such a network and
-  its weights are installed (:func:`face_embedder`); otherwise the table says "not measured".
+- *Same person* (real faces): dlib's face recogniser (:mod:`helpers.identity`) maps the input
+  and the translation to 128 numbers each; the two are taken to be the same person when they lie
+  closer than 0.6. "Same person (%)" is the share of such pairs, "identity distance" their mean
+  distance. :mod:`helpers.evaluate` adds two reference rows: the *resolution floor* (each real
+  face shrunk to the model's size and enlarged back: the best a model of that size can do) and
+  *different people* (random pairs of strangers: what losing the person looks like).
 
 Everything is returned by :func:`evaluate_translation` as a flat dict; :func:`results_table`
 and :func:`write_table` turn a list of them into the course's table (CSV and Markdown).
@@ -95,7 +98,7 @@ __all__ = [
     "classifier_report", "trait_labels", "to_unit", "l1_error", "ssim", "predict_groups", "age_accuracy",
     "AgeGroupView", "GroupClassifier", "train_group_classifier", "accuracy", "confusion", "as_float_images",
     "trait_agreement", "render_truth", "FIDChoice", "choose_fid", "inception_weights_path", "frechet_distance",
-    "face_embedder", "identity_similarity", "evaluate_translation", "results_table", "write_table",
+    "evaluate_translation", "results_table", "write_table",
     "markdown_table", "PUBLISHED_SEED001", "METRIC_LABELS",
 ]
 
@@ -757,44 +760,12 @@ def frechet_distance(real, fake, choice: FIDChoice, classifier: FaceCNN | None =
     return float(metric.compute())
 
 
-# --------------------------------------------------------------------------- identity on real faces
-
-
-def face_embedder(device="cpu"):
-    """A face-recognition network, or ``(None, reason)`` when none can be had without a download.
-
-    Uses ``facenet-pytorch``'s InceptionResnetV1 trained on VGGFace2 (Schroff et al., 2015, FaceNet;
-    Cao et al., 2018, VGGFace2) when that package is installed and its weights are already in
-    torch.hub's cache. Returns ``(model, description)``.
-    """
-    try:
-        from facenet_pytorch import InceptionResnetV1
-    except ImportError:
-        return None, "not measured: no face-recognition model installed (facenet-pytorch)"
-    weights = Path(torch.hub.get_dir()) / "checkpoints" / "20180402-114759-vggface2.pt"
-    if not weights.is_file():
-        return None, f"not measured: the face-recognition weights are not on disk ({weights})"
-    return InceptionResnetV1(pretrained="vggface2").eval().to(device), "FaceNet (VGGFace2) cosine similarity"
-
-
-@torch.no_grad()
-def identity_similarity(embedder, a, b, batch_size: int = 64) -> float:
-    """Mean cosine similarity of the face embeddings of image pairs ``a[i]``, ``b[i]`` (160 px, [-1, 1] input)."""
-    device = next(embedder.parameters()).device
-    sims = []
-    for x, y in zip(torch.as_tensor(a).split(batch_size), torch.as_tensor(b).split(batch_size)):
-        ex = embedder(_resize(_as_float(x), 160).to(device))
-        ey = embedder(_resize(_as_float(y), 160).to(device))
-        sims.append(F.cosine_similarity(ex, ey).cpu())
-    return float(torch.cat(sims).mean())
-
-
 # --------------------------------------------------------------------------- one model's scores
 
 
 def evaluate_translation(source, translated, target_groups, groups, classifier: AgeClassifier,
                          reconstructed=None, ground_truth=None, identities=None, trait_classifier=None,
-                         reference=None, fid: FIDChoice | None = None, embedder=None) -> dict:
+                         reference=None, fid: FIDChoice | None = None) -> dict:
     """Every metric of one set of translations, as a flat dict of numbers (NaN: not measured).
 
     - ``source``: the input test faces; ``translated``: the model's outputs (uint8 or [-1, 1],
@@ -805,8 +776,8 @@ def evaluate_translation(source, translated, target_groups, groups, classifier: 
     - ``identities`` + ``trait_classifier`` (toy faces) -> ``traits_kept`` and per-trait shares.
     - ``reference``: real faces of the target groups + ``fid`` (from :func:`choose_fid`) ->
       ``fid`` and ``fid_kind``.
-    - ``embedder`` (from :func:`face_embedder`) -> ``identity_similarity``.
 
+    The same-person share on real faces is added by :func:`helpers.evaluate.score` (dlib's recogniser).
     Always: ``faces``, ``age_accuracy`` (%) and ``mean_age`` (the classifier's mean reading).
     """
     source, translated = torch.as_tensor(source), torch.as_tensor(translated)
@@ -818,7 +789,7 @@ def evaluate_translation(source, translated, target_groups, groups, classifier: 
            "fid": math.nan, "fid_kind": "not measured",
            "cycle_l1": math.nan, "cycle_ssim": math.nan, "truth_l1": math.nan, "truth_ssim": math.nan,
            "input_truth_l1": math.nan, "input_truth_ssim": math.nan, "traits_kept": math.nan,
-           "identity_similarity": math.nan}
+           "same_person": math.nan, "identity_distance": math.nan}
     if reconstructed is not None:
         out["cycle_l1"] = float(l1_error(reconstructed, source).mean())
         out["cycle_ssim"] = float(ssim(reconstructed, source).mean())
@@ -832,8 +803,6 @@ def evaluate_translation(source, translated, target_groups, groups, classifier: 
     if reference is not None and fid is not None:
         out["fid"] = frechet_distance(reference, translated, fid, classifier)
         out["fid_kind"] = fid.kind
-    if embedder is not None:
-        out["identity_similarity"] = identity_similarity(embedder, source, translated)
     return out
 
 
@@ -855,7 +824,8 @@ METRIC_LABELS = {
     "input_truth_l1": "L1 to ground truth, input unchanged",
     "input_truth_ssim": "SSIM to ground truth, input unchanged",
     "traits_kept": "traits kept (%)",
-    "identity_similarity": "face-embedding similarity",
+    "same_person": "same person (%)",
+    "identity_distance": "identity distance (mean)",
 }
 _ID_COLUMNS = ["model", "translation", "data", "status", "fid_kind"]
 
@@ -884,10 +854,10 @@ def results_table(rows) -> pd.DataFrame:
     for label in METRIC_LABELS.values():
         df[label] = pd.to_numeric(df[label], errors="coerce")
     # Keep only the FID column(s) in use, and drop metric columns that no row measured; but on real faces the
-    # face-embedding similarity stays, as "not measured", when no face-recognition model was at hand.
+    # same-person column stays, as "not measured", when dlib's recogniser is not installed.
     keep = {"age accuracy (%)"}
     if any(r.get("status", "ok") == "ok" and r.get("data", "toy") not in ("toy", "") for r in rows):
-        keep.add(METRIC_LABELS["identity_similarity"])
+        keep.add(METRIC_LABELS["same_person"])
     unused = [c for c in METRIC_LABELS.values() if df[c].isna().all() and c not in keep]
     return df.drop(columns=unused)
 

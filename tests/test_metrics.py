@@ -233,7 +233,7 @@ def test_evaluate_translation_perfect_model(age_clf):
     assert r["truth_l1"] == 0 and math.isclose(r["truth_ssim"], 1, abs_tol=1e-5)
     assert r["input_truth_l1"] > 0.01 and r["traits_kept"] == 100.0
     assert abs(r["fid"]) < 1e-3 and r["age_accuracy"] >= 75
-    assert math.isnan(r["identity_similarity"])
+    assert math.isnan(r["same_person"])  # filled in by helpers.evaluate with dlib, on real faces
 
 
 def test_table_keeps_fid_kinds_apart_and_writes_csv_and_markdown(tmp_path):
@@ -248,9 +248,9 @@ def test_table_keeps_fid_kinds_apart_and_writes_csv_and_markdown(tmp_path):
     assert pd.read_csv(csv).shape == df.shape
     text = md.read_text()
     assert "not trained" in text and "not measured" in text and "not comparable to Inception FID" in text
-    # Real faces without a face-recognition model: identity is shown as not measured.
+    # Real faces without dlib's recogniser: the same-person column is shown as not measured.
     real = M.results_table([{"model": "A", "data": "utkface", "age_accuracy": 1.0}])
-    assert real["face-embedding similarity"].isna().all()
+    assert real["same person (%)"].isna().all()
     pub = M.PUBLISHED_SEED001
     assert set(pub["note"]) == {"published; different data and setup; not comparable"}
     assert pub.query("metric == 'FID' and method.str.startswith('RAGAN')", engine="python")["score"].item() == 57.78
@@ -337,3 +337,29 @@ def test_group_classifier_and_the_age_classifier_read_as_groups(age_clf, toy_set
     assert math.isclose(M.accuracy(view, images, labels), M.accuracy(age_clf, images, labels, ["0-44", "45+"]))
     table = M.confusion(view, images, labels)
     assert list(table.index) == ["0-44", "45+"] and np.allclose(table.sum(axis=1), 1)
+
+
+def test_pretrained_cyclegan_scored_on_real_faces_with_the_same_person_column(tmp_path, real_utkface_dir):
+    """``evaluate --pretrained`` on a UTKFace folder: age accuracy, same person, and both identity reference rows."""
+    out = tmp_path / "results"
+    weights = tmp_path / "weights"
+    _smoke_python(tmp_path, "from pathlib import Path; from helpers import pretrained; "
+                            "from helpers.cyclegan import CycleGAN, save_generators; from helpers.evaluate import main; "
+                            f"pretrained.WEIGHTS_DIR = Path({str(weights)!r}); run = Path({str(tmp_path / 'run')!r}); "
+                            "save_generators(CycleGAN(image_size=32, ngf=4, ndf=4, n_blocks=1, residual=True), "
+                            "run / 'generators.pt'); pretrained.export('cyclegan', run); "
+                            f"raise SystemExit(main(['--models', 'cyclegan', '--pretrained', '--data', 'utkface', "
+                            f"'--data-path', {str(real_utkface_dir)!r}, '--max-images', '300', '--out', {str(out)!r}, "
+                            "'--steps', '10', '--threads', '1']))")
+    df = pd.read_csv(out.with_suffix(".csv"), na_values=["not measured"])
+    models = list(df["model"])
+    assert models[1:3] == ["CycleGAN (G_AB)", "CycleGAN (G_BA)"]
+    assert "real faces shrunk to 32 px and back" in models and "different people (random pairs)" in models
+    rows = df.set_index("model")
+    # An untrained residual generator starts as the identity: its outputs are the same people as their inputs,
+    # as close as the resolution floor; strangers are far apart.
+    same = rows.loc["CycleGAN (G_AB)", "same person (%)"]
+    floor = rows.loc["real faces shrunk to 32 px and back", "same person (%)"]
+    strangers = rows.loc["different people (random pairs)", "identity distance (mean)"]
+    assert same >= 50 and floor >= 50 and 0 <= rows.loc["CycleGAN (G_AB)", "age accuracy (%)"] <= 100
+    assert strangers > rows.loc["CycleGAN (G_AB)", "identity distance (mean)"]
