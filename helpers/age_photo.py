@@ -81,6 +81,23 @@ def _from_tensor(x, size: int) -> list[np.ndarray]:
     return [_resize(np.ascontiguousarray(o), size) for o in out]
 
 
+def apply_change(face: np.ndarray, model_in, model_out, size: int) -> list[np.ndarray]:
+    """The model's *change*, computed at its own resolution, added to the face at ``size`` px.
+
+    A 64-pixel model's output, enlarged to 256 px, is a blurred face. Its change is not: the
+    difference ``model_out - model_in`` (grey hair, lines, a rounder chin) is smooth, so it can
+    be enlarged (bilinear) and added to the sharp photo crop, which keeps every pore and eyelash
+    the model never saw. ``face``: the crop at any resolution (uint8 ``H x W x 3``);
+    ``model_in``: ``(1, 3, s, s)`` uint8, what the model was given; ``model_out``: ``(K, 3, s, s)``
+    in [-1, 1]. Returns K uint8 pictures of ``size x size``.
+    """
+    base = torch.from_numpy(_resize(face, size)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+    start = model_in.float().div(127.5).sub(1.0) if model_in.dtype == torch.uint8 else model_in.float()
+    change = model_out.float() - start
+    change = torch.nn.functional.interpolate(change, size=(size, size), mode="bilinear", align_corners=False)
+    return _from_tensor((base + change).clamp(-1, 1), size)
+
+
 def _gif_ready(frames) -> list[np.ndarray]:
     """Frames reduced to 256 colours each with Pillow's fast octree quantizer.
 
@@ -176,11 +193,18 @@ class Ager:
         return (f"{type(self).__name__}({self.title}: {trained}{self.image_size}px, from {self.source}, "
                 f"trained on {self.trained_on} faces)")
 
+    #: True: add the model's change to the full-resolution crop (:func:`apply_change`); False: show its raw output
+    keep_detail = True
+
     def age(self, face: np.ndarray, size: int = CROP_SIZE) -> AgedFaces:
-        """The face (a ``(H, W, 3)`` uint8 crop) at every target, shown at ``size`` px."""
+        """The face (a ``(H, W, 3)`` uint8 crop, at any resolution) at every target, shown at ``size`` px."""
         face = faces.load_photo(face)
-        images = _from_tensor(self._targets(_to_tensor(face, self.image_size)), size)
+        x = _to_tensor(face, self.image_size)
+        images = self._render(face, x, self._targets(x), size)
         return AgedFaces(self.name, self.title, _resize(face, size), list(self.labels), images, repr(self))
+
+    def _render(self, face, x, out, size: int) -> list[np.ndarray]:
+        return apply_change(face, x, out, size) if self.keep_detail else _from_tensor(out, size)
 
     def series(self, face: np.ndarray, frames_between: int = 3, size: int = CROP_SIZE) -> tuple[list[np.ndarray], list[str]]:
         """Frames that run through the ages, youngest first, with a label each (for a GIF or a slider)."""
@@ -242,8 +266,8 @@ class AgeGANAger(Ager):
             frac = float(p - lo)
             rows[i, lo] += 1 - frac
             rows[i, hi] += frac
-        x = _to_tensor(face, self.image_size).expand(len(positions), -1, -1, -1)
-        images = _from_tensor(translate(self.G, x, rows), size)
+        x = _to_tensor(face, self.image_size)
+        images = self._render(face, x, translate(self.G, x.expand(len(positions), -1, -1, -1), rows), size)
         labels = []
         for p in positions:
             lo = int(np.floor(p))
@@ -273,7 +297,15 @@ class EncoderAger(Ager):
         x = _as_float(x)
         src = best_source_label(self.G, self.E, x)
         z, _ = refine_latents(self.G, x, [src], encode(self.E, x), s.refine_steps, s.refine_lr, s.lambda_prior)
+        self._redrawn = decode(self.G, z, src)  # the face as the generator redraws it at its own age
         return torch.cat([decode(self.G, z, k) for k in range(self.G.n_classes)])
+
+    def _render(self, face, x, out, size: int) -> list[np.ndarray]:
+        # The generator redraws a somewhat different person; what the *label* changes is the difference
+        # between its drawing at the target age and at the face's own age, and that goes onto the photo.
+        if not self.keep_detail:
+            return _from_tensor(out, size)
+        return apply_change(face, self._redrawn, out, size)
 
 
 # --------------------------------------------------------------------------- the models that age photos
@@ -405,8 +437,8 @@ def available_agers(names=None, device=None, verbose: bool = True) -> dict[str, 
 # --------------------------------------------------------------------------- the whole thing
 
 
-def get_face(photo=None, choose: int | None = None, fallback: bool = True, verbose: bool = True):
-    """:func:`helpers.faces.find_face` that never ends in a traceback.
+def get_face(photo=None, choose: int | None = None, fallback: bool = True, verbose: bool = True, align: bool = True):
+    """:func:`helpers.faces.find_face` that never ends in a traceback (``align``: frame it from dlib's landmarks).
 
     ``photo=None`` uses the example photo. If the photo cannot be used, the reason is printed
     and, with ``fallback``, the example photo is used instead so the rest of a notebook still
@@ -417,13 +449,13 @@ def get_face(photo=None, choose: int | None = None, fallback: bool = True, verbo
         if verbose:
             print("Using the example photo (scikit-image's astronaut portrait).")
     try:
-        return faces.find_face(photo, choose=choose, verbose=verbose)
+        return faces.find_face(photo, choose=choose, verbose=verbose, align=align)
     except PhotoError as err:
         print(f"Cannot use this photo: {err}")
         if not fallback:
             return None
         print("-> carrying on with the example photo instead, so the rest of the notebook runs.")
-        return faces.find_face(faces.example_photo(), verbose=verbose)
+        return faces.find_face(faces.example_photo(), verbose=verbose, align=align)
 
 
 def age_all(face: np.ndarray, agers: dict[str, Ager], size: int = CROP_SIZE) -> dict[str, AgedFaces]:
@@ -478,8 +510,12 @@ def series_frames(face: np.ndarray, agers: dict[str, Ager], frames_between: int 
 
 
 def save_results(face: np.ndarray, results: dict[str, AgedFaces], agers: dict[str, Ager], out_dir,
-                 frames_between: int = 3, photo_with_boxes: np.ndarray | None = None) -> dict[str, Path]:
-    """Write the crop, each model's strip and target pictures, and the GIFs to ``out_dir``; returns the paths."""
+                 frames_between: int = 3, photo_with_boxes: np.ndarray | None = None, found=None) -> dict[str, Path]:
+    """Write the crop, each model's strip and target pictures, and the GIFs to ``out_dir``; returns the paths.
+
+    With ``found`` (the :class:`helpers.faces.FoundFace` the crop came from), each model's oldest
+    face is also put back into the whole photo (``<model>_in_photo.png``).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"face": save_image(face, out_dir / "face.png")}
@@ -493,6 +529,8 @@ def save_results(face: np.ndarray, results: dict[str, AgedFaces], agers: dict[st
         frames, labels = agers[name].series(face, frames_between)
         frames = [caption(f, lb) for f, lb in zip(frames, labels)]
         paths[f"{name}_gif"] = save_animation(frames, out_dir / f"{name}.gif")
+        if found is not None and r.images:
+            paths[f"{name}_in_photo"] = save_image(found.paste(r.images[-1]), out_dir / f"{name}_in_photo.png")
     return paths
 
 
@@ -568,6 +606,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None, help="the run folder to load (with a single --model)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--frames-between", type=int, default=3, help="in-between ages in the animation (age GAN)")
+    p.add_argument("--size", type=int, default=256, help="side of the aged faces in pixels (default 256)")
+    p.add_argument("--no-align", action="store_true",
+                   help="crop with the Haar box instead of aligning the face with dlib's landmarks")
+    p.add_argument("--raw", action="store_true",
+                   help="show the models' raw outputs instead of their change added to the full-resolution crop")
     p.add_argument("--smoke", action="store_true", help="use the smoke runs' small models (as SMOKE=1)")
     return p
 
@@ -592,7 +635,7 @@ def main(argv=None) -> int:
         parser.error("--run-dir needs exactly one --model")
     try:
         photo = faces.example_photo() if args.photo is None else args.photo
-        found = faces.find_face(photo, choose=args.choose)
+        found = faces.find_face(photo, choose=args.choose, align=not args.no_align)
     except PhotoError as err:
         print(f"Cannot use this photo: {err}", file=sys.stderr)
         return EXIT_PHOTO
@@ -611,10 +654,13 @@ def main(argv=None) -> int:
         faces_paths = save_results(found.crop, {}, {}, out, photo_with_boxes=boxes)
         print(f"No model could age the photo. The crop is in {faces_paths['face']}.", file=sys.stderr)
         return EXIT_NO_MODEL
-    results = age_all(found.crop, agers)
-    paths = save_results(found.crop, results, agers, out, args.frames_between, photo_with_boxes=boxes)
+    for ager in agers.values():
+        ager.keep_detail = not args.raw
+    face = found.full_crop()  # the crop at the photo's own resolution: the models' changes go onto it
+    results = age_all(face, agers, size=args.size)
+    paths = save_results(face, results, agers, out, args.frames_between, photo_with_boxes=boxes, found=found)
     if len(agers) > 1:
-        frames, _ = series_frames(found.crop, agers, args.frames_between)
+        frames, _ = series_frames(face, agers, args.frames_between, size=args.size)
         paths["all_gif"] = save_animation(frames, out / "all_models.gif")
     for key, path in paths.items():
         if "/" not in key and not key[-1].isdigit():

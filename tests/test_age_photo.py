@@ -203,3 +203,27 @@ def test_slider_and_side_by_side(runs, crop):
     assert image.value != first
     empty = age_photo.age_slider(crop, {})
     assert "No trained model" in empty.value
+
+
+def test_the_change_goes_onto_the_full_resolution_crop():
+    """A model that changes nothing gives back the sharp crop, not its blurred 16-px copy; a change shows through."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)  # all fine detail
+    x = age_photo._to_tensor(face, 16)
+    same = age_photo.apply_change(face, x, x.float() / 127.5 - 1, 256)[0]
+    assert np.abs(same.astype(int) - face.astype(int)).max() <= 1  # every pixel of detail kept
+    raw = age_photo._from_tensor(x.float() / 127.5 - 1, 256)[0]
+    assert np.abs(raw.astype(int) - face.astype(int)).mean() > 30  # the raw output at 256 px is a blur
+    brighter = age_photo.apply_change(face, x, (x.float() / 127.5 - 1 + 0.2).clamp(-1, 1), 256)[0]
+    mid = (face > 40) & (face < 215)
+    assert abs((brighter.astype(int) - face.astype(int))[mid].mean() - 25.5) < 3  # +0.2 on [-1, 1] = +25.5 levels
+
+
+def test_cli_puts_the_aged_face_back_into_the_photo(runs, tmp_path):
+    _write_cyclegan()
+    out = tmp_path / "out"
+    assert age_photo.main(["--example", "--model", "cyclegan", "--out", str(out), "--size", "128"]) == 0
+    assert (out / "cyclegan_in_photo.png").is_file()
+    assert Image.open(out / "cyclegan" / "00_younger.png").size == (128, 128)
