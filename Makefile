@@ -9,7 +9,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 # Jupyter refuses to run as root (a container, Colab-like VMs) unless told it may.
 ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab test toyfaces bench stamp clean
+.PHONY: setup lab test toyfaces bench stamp clean student
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ bench: setup
 # Re-write every notebook's Colab badge and setup cell, and the README's, from helpers/colab.py.
 stamp:
 	$(PYTHON) -m helpers.colab
+
+# Student copies of the notebooks in student/notebooks/ (git-ignored): every exercise's solution
+# (between nbgrader's ### BEGIN SOLUTION / ### END SOLUTION) replaced by a stub. Needs only Python.
+student:
+	$(PYTHON) -m helpers.student
 
 clean:
 	rm -rf $(VENV) data/cache data/toyfaces-smoke runs

@@ -429,6 +429,45 @@ class ImagePool:
 
 # --------------------------------------------------------------------------- the model
 
+def generator_losses(model: "CycleGAN", real_a: torch.Tensor, real_b: torch.Tensor):
+    """The generators' terms of one step (the table of the module docstring): ``(losses, fake_a, fake_b)``.
+
+    ``losses`` maps each term's name to its weighted value (the optimiser minimises their sum);
+    ``fake_a`` / ``fake_b`` are the translated batches, for the discriminators' turn. Called by
+    :meth:`CycleGAN.train_step` inside mixed precision, with the discriminators frozen.
+    """
+    aug = model._augment
+    if model.mask:  # the masks come out too, for their penalty
+        fake_b, m_ab = model.G_AB(real_a, return_mask=True)  # young -> old
+        rec_a, m_aba = model.G_BA(fake_b, return_mask=True)  # ... -> young again: should give back real_a
+        fake_a, m_ba = model.G_BA(real_b, return_mask=True)  # old -> young
+        rec_b, m_bab = model.G_AB(fake_a, return_mask=True)  # ... -> old again: should give back real_b
+    else:
+        fake_b = model.G_AB(real_a)  # young -> old
+        rec_a = model.G_BA(fake_b)   # ... -> young again: should give back real_a
+        fake_a = model.G_BA(real_b)  # old -> young
+        rec_b = model.G_AB(fake_a)   # ... -> old again: should give back real_b
+    losses = {
+        "G_GAN_A2B": model.gan_loss(model.D_B(aug(fake_b)), True),  # fool the old-face judge
+        "G_GAN_B2A": model.gan_loss(model.D_A(aug(fake_a)), True),  # fool the young-face judge
+        "G_cycle_A": model.cycle_loss(rec_a, real_a),
+        "G_cycle_B": model.cycle_loss(rec_b, real_b),
+    }
+    if model.mask:
+        losses["G_mask"] = sum(mask_penalty(m, model.lambda_mask, model.lambda_mask_tv)
+                               for m in (m_ab, m_aba, m_ba, m_bab))
+    if model.C_age is not None:  # the aged fakes should read old (1), the rejuvenated ones young (0)
+        logit_b, logit_a = model.C_age(aug(fake_b)).float(), model.C_age(aug(fake_a)).float()
+        losses["G_age_A2B"] = model.lambda_age * F.binary_cross_entropy_with_logits(
+            logit_b, torch.ones_like(logit_b))
+        losses["G_age_B2A"] = model.lambda_age * F.binary_cross_entropy_with_logits(
+            logit_a, torch.zeros_like(logit_a))
+    if model.identity_weight > 0:  # an old face given to G_AB should stay as it is
+        losses["G_identity_A"] = model.identity_loss(model.G_BA(real_a), real_a)
+        losses["G_identity_B"] = model.identity_loss(model.G_AB(real_b), real_b)
+    return losses, fake_a, fake_b
+
+
 _DIRECTIONS = {"A2B": "A2B", "B2A": "B2A", "young2old": "A2B", "old2young": "B2A"}
 
 
@@ -501,6 +540,13 @@ class CycleGAN(Trainable):
         self.identity_loss = WeightedL1(s.lambda_identity * s.lambda_cycle)
         self.pool_A = ImagePool(s.pool_size, seed=seed)      # past fake young faces, for D_A
         self.pool_B = ImagePool(s.pool_size, seed=seed + 1)  # past fake old faces, for D_B
+        self.identity_weight = s.lambda_identity * s.lambda_cycle
+        # Swappable pieces (notebook 03 trains with the student's own; code, not state, so checkpoints
+        # and resume are unaffected): the loss modules above, the generators' terms
+        # generator_losses(model, real_a, real_b) -> (losses, fake_a, fake_b), and the pool's query
+        # pool_query(pool, images) -> images.
+        self.generator_losses = generator_losses
+        self.pool_query = ImagePool.__call__
 
     def train_step(self, batch) -> dict:
         real_a, real_b = batch  # a batch of young faces and a batch of old faces, unpaired
@@ -508,42 +554,16 @@ class CycleGAN(Trainable):
 
         # 1. Generators. The discriminators only judge here: freezing them saves computing
         #    gradients for their weights, which this update does not change.
+        #    The terms come from self.generator_losses (default: generator_losses above).
         self.D_A.requires_grad_(False)
         self.D_B.requires_grad_(False)
         aug = self._augment
         if self.C_age is not None:
             self.C_age.requires_grad_(False)
         with amp.autocast():
-            if self.mask:  # the masks come out too, for their penalty
-                fake_b, m_ab = self.G_AB(real_a, return_mask=True)  # young -> old
-                rec_a, m_aba = self.G_BA(fake_b, return_mask=True)  # ... -> young again: should give back real_a
-                fake_a, m_ba = self.G_BA(real_b, return_mask=True)  # old -> young
-                rec_b, m_bab = self.G_AB(fake_a, return_mask=True)  # ... -> old again: should give back real_b
-            else:
-                fake_b = self.G_AB(real_a)  # young -> old
-                rec_a = self.G_BA(fake_b)   # ... -> young again: should give back real_a
-                fake_a = self.G_BA(real_b)  # old -> young
-                rec_b = self.G_AB(fake_a)   # ... -> old again: should give back real_b
-            losses = {
-                "G_GAN_A2B": self.gan_loss(self.D_B(aug(fake_b)), True),  # fool the old-face judge
-                "G_GAN_B2A": self.gan_loss(self.D_A(aug(fake_a)), True),  # fool the young-face judge
-                "G_cycle_A": self.cycle_loss(rec_a, real_a),
-                "G_cycle_B": self.cycle_loss(rec_b, real_b),
-            }
-            if self.mask:
-                losses["G_mask"] = sum(mask_penalty(m, self.lambda_mask, self.lambda_mask_tv)
-                                       for m in (m_ab, m_aba, m_ba, m_bab))
-            if self.C_age is not None:  # the aged fakes should read old (1), the rejuvenated ones young (0)
-                logit_b, logit_a = self.C_age(aug(fake_b)).float(), self.C_age(aug(fake_a)).float()
-                losses["G_age_A2B"] = self.lambda_age * F.binary_cross_entropy_with_logits(
-                    logit_b, torch.ones_like(logit_b))
-                losses["G_age_B2A"] = self.lambda_age * F.binary_cross_entropy_with_logits(
-                    logit_a, torch.zeros_like(logit_a))
-            if self.identity_loss.weight > 0:  # an old face given to G_AB should stay as it is
-                losses["G_identity_A"] = self.identity_loss(self.G_BA(real_a), real_a)
-                losses["G_identity_B"] = self.identity_loss(self.G_AB(real_b), real_b)
+            losses, fake_a, fake_b = self.generator_losses(self, real_a, real_b)
             loss_G = sum(losses.values())
-        if self.identity_loss.weight == 0:  # switched off: logged as 0, so every run has the same terms
+        if "G_identity_A" not in losses:  # switched off: logged as 0, so every run has the same terms
             losses["G_identity_A"] = losses["G_identity_B"] = torch.zeros((), device=loss_G.device)
         self.opt_G.zero_grad(set_to_none=True)
         amp.backward(loss_G)
@@ -553,8 +573,8 @@ class CycleGAN(Trainable):
         #    pools. The fakes are detached: this update must not reach the generators.
         self.D_A.requires_grad_(True)
         self.D_B.requires_grad_(True)
-        old_fake_a = self.pool_A(fake_a).contiguous(memory_format=amp.memory_format)
-        old_fake_b = self.pool_B(fake_b).contiguous(memory_format=amp.memory_format)
+        old_fake_a = self.pool_query(self.pool_A, fake_a).contiguous(memory_format=amp.memory_format)
+        old_fake_b = self.pool_query(self.pool_B, fake_b).contiguous(memory_format=amp.memory_format)
         with amp.autocast():
             losses["D_A"] = 0.5 * (self.gan_loss(self.D_A(aug(real_a)), True)
                                    + self.gan_loss(self.D_A(aug(old_fake_a)), False))

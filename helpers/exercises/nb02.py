@@ -1,0 +1,219 @@
+"""Checks for notebook 02's exercises: the GAN's losses and one step of the game.
+
+- :func:`check_discriminator_loss`: ``discriminator_loss(real_logits, fake_logits)``;
+- :func:`check_generator_loss`: the non-saturating ``generator_loss(fake_logits)``;
+- :func:`check_minimax_generator_loss`: the minimax ``generator_loss_minimax(fake_logits)``;
+- :func:`check_gan_step`: ``gan_step(gan, real)``, one discriminator and one generator update.
+
+The references are :mod:`helpers.dcgan`'s functions and :meth:`helpers.dcgan.DCGAN.train_step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from .. import config, dcgan
+from .core import ExerciseError, check_close, passed
+
+
+def _logits(n: int = 64, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, generator=g) * 3).requires_grad_(True)
+
+
+def _bce(logits, target: float, reduction="mean"):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction=reduction)
+
+
+def _differentiable(out, what: str) -> None:
+    if torch.is_tensor(out) and not out.requires_grad:
+        raise ExerciseError(f"{what}'s result carries no gradient: keep it a tensor computed from the logits "
+                            "(no .item(), .detach() or torch.tensor(...) around it), or the networks cannot learn from it")
+
+
+def check_discriminator_loss(fn) -> str:
+    """``fn(real_logits, fake_logits)`` against :func:`helpers.dcgan.discriminator_loss`."""
+    what = "discriminator_loss"
+    real, fake = _logits(64, 0), _logits(48, 1)
+    got = fn(real, fake)
+    want = dcgan.discriminator_loss(real, fake)
+    sig = torch.sigmoid
+    check_close(got, want, what, {
+        "the targets are swapped: real logits get target 1 (\"real\"), fake logits target 0":
+            lambda: _bce(real, 0.0) + _bce(fake, 1.0),
+        "the sign is flipped: BCE is already the negative log-likelihood, so add the two BCE terms as they are":
+            lambda: -want,
+        "you summed over the batch: reduce each term with the mean, so the loss does not grow with the batch size":
+            lambda: _bce(real, 1.0, "sum") + _bce(fake, 0.0, "sum"),
+        "you averaged the two terms: L_D is their sum, -log D(x) - log(1 - D(G(z)))":
+            lambda: 0.5 * want,
+        "only the real images' term is there: add the fakes' term, BCE with target 0":
+            lambda: _bce(real, 1.0),
+        "only the fakes' term is there: add the real images' term, BCE with target 1":
+            lambda: _bce(fake, 0.0),
+        "you applied a sigmoid before binary_cross_entropy_with_logits, which applies its own: pass the logits":
+            lambda: _bce(sig(real), 1.0) + _bce(sig(fake), 0.0),
+    })
+    _differentiable(got, what)
+    return passed(what)
+
+
+def check_generator_loss(fn) -> str:
+    """``fn(fake_logits)`` against the non-saturating :func:`helpers.dcgan.generator_loss`."""
+    what = "generator_loss"
+    fake = _logits(64, 2)
+    got = fn(fake)
+    want = dcgan.generator_loss(fake)
+    check_close(got, want, what, {
+        "this is the minimax loss log(1 - D(G(z))), which saturates when D rejects the fakes; "
+        "the non-saturating loss is -log D(G(z)), BCE with target 1": lambda: dcgan.generator_loss_minimax(fake),
+        "wrong target: the generator wants its fakes called real, so the target is 1, not 0":
+            lambda: _bce(fake, 0.0),
+        "the sign is flipped: BCE with target 1 is already -log D(G(z))": lambda: -want,
+        "you summed over the batch: reduce with the mean": lambda: _bce(fake, 1.0, "sum"),
+        "you applied a sigmoid before binary_cross_entropy_with_logits, which applies its own: pass the logits":
+            lambda: _bce(torch.sigmoid(fake), 1.0),
+    })
+    _differentiable(got, what)
+    return passed(what)
+
+
+def check_minimax_generator_loss(fn) -> str:
+    """``fn(fake_logits)`` against :func:`helpers.dcgan.generator_loss_minimax`, ``log(1 - D(G(z)))``."""
+    what = "generator_loss_minimax"
+    fake = _logits(64, 3)
+    got = fn(fake)
+    want = dcgan.generator_loss_minimax(fake)
+    check_close(got, want, what, {
+        "this is the non-saturating loss -log D(G(z)); the minimax one is log(1 - D(G(z))) = -BCE(target 0)":
+            lambda: dcgan.generator_loss(fake),
+        "the sign is flipped: BCE with target 0 is -log(1 - D(G(z))), and the generator minimises +log(1 - D(G(z)))":
+            lambda: -want,
+        "you summed over the batch: reduce with the mean": lambda: -_bce(fake, 0.0, "sum"),
+    })
+    _differentiable(got, what)
+    return passed(what)
+
+
+# --------------------------------------------------------------------------- one step of the game
+
+_KEYS = ("loss_D", "loss_G", "D_x", "D_G_z")
+
+
+def _tiny_gan() -> dcgan.DCGAN:
+    """A DCGAN on 8-pixel images, with plain SGD so that the steps compare exactly (Adam's first step is a sign)."""
+    s = replace(config.DCGAN, image_size=8, nz=4, ngf=4, ndf=4, n_samples=4, seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        gan = dcgan.DCGAN(s)
+    gan.opt_D = torch.optim.SGD(gan.D.parameters(), lr=0.05)
+    gan.opt_G = torch.optim.SGD(gan.G.parameters(), lr=0.05)
+    return gan
+
+
+def _variant(gan, real, *, detach=True, zero_D=True, zero_G=True, order="DG", fresh_noise=False, joint=False,
+             g_loss=None):
+    """The reference step with one plausible mistake switched on (to name the student's)."""
+    z = torch.randn(real.shape[0], gan.nz, device=real.device)
+    fake = gan.G(z)
+
+    def d_turn():
+        if joint:
+            logits = gan.D(torch.cat([real, fake.detach()]))
+            r, f = logits[: len(real)], logits[len(real):]
+        else:
+            r, f = gan.D(real), gan.D(fake.detach() if detach else fake)
+        loss = gan.d_loss(r, f)
+        if zero_D:
+            gan.opt_D.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=not detach)
+        gan.opt_D.step()
+        return loss, r, f
+
+    def g_turn():
+        x = gan.G(torch.randn(real.shape[0], gan.nz, device=real.device)) if fresh_noise else fake
+        loss = (g_loss or gan.g_loss)(gan.D(x))
+        if zero_G:
+            gan.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        gan.opt_G.step()
+        return loss
+
+    if order == "DG":
+        loss_D, r, f = d_turn()
+        loss_G = g_turn()
+    else:
+        loss_G = g_turn()
+        loss_D, r, f = d_turn()
+    return {"loss_D": loss_D.detach(), "loss_G": loss_G.detach(), "D_x": torch.sigmoid(r.detach()).mean(),
+            "D_G_z": torch.sigmoid(f.detach()).mean()}
+
+
+def _batches(n_steps: int = 2):
+    g = torch.Generator().manual_seed(5)
+    return [torch.rand(6, 3, 8, 8, generator=g) * 2 - 1 for _ in range(n_steps)]
+
+
+def _play(step, n_steps: int = 2, count=None) -> torch.Tensor:
+    """Run ``step(gan, real)`` ``n_steps`` times on a fresh tiny GAN: the logged numbers, then every weight, as one vector."""
+    gan = _tiny_gan()
+    if count is not None:  # count the calls to the model's losses
+        d, g = gan.d_loss, gan.g_loss
+        gan.d_loss = lambda *a: (count.__setitem__("d", count["d"] + 1), d(*a))[1]
+        gan.g_loss = lambda *a: (count.__setitem__("g", count["g"] + 1), g(*a))[1]
+    numbers = []
+    with torch.random.fork_rng(devices=[]):
+        for i, real in enumerate(_batches(n_steps)):
+            torch.manual_seed(100 + i)
+            out = step(gan, real)
+            if not isinstance(out, dict):
+                raise ExerciseError(f"gan_step should return the dict of logged numbers, not {type(out).__name__}")
+            missing = [k for k in _KEYS if k not in out]
+            if missing:
+                raise ExerciseError(f"gan_step's result lacks {missing}: return loss_D, loss_G, D_x and D_G_z")
+            numbers += [torch.as_tensor(out[k]).detach().float().reshape(()) for k in _KEYS]
+    weights = [p.detach().flatten() for net in (gan.D, gan.G) for p in net.parameters()]
+    return torch.cat([torch.stack(numbers), *weights])
+
+
+def check_gan_step(step) -> str:
+    """``step(gan, real)`` against :meth:`helpers.dcgan.DCGAN.train_step`: two steps on a tiny DCGAN, every number and weight."""
+    what = "gan_step"
+    count = {"d": 0, "g": 0}
+    try:
+        got = _play(step, count=count)
+    except RuntimeError as err:
+        text = str(err)
+        if "backward through the graph a second time" in text:
+            raise ExerciseError(
+                f"{what}: the discriminator's loss was computed on fakes that still lead back into G, so its "
+                "backward() went through the generator and freed that part of the graph; the generator's backward "
+                "then had nothing left. Give D `fake.detach()` in its turn: D's update must not touch G") from None
+        if "modified by an inplace operation" in text:
+            raise ExerciseError(
+                f"{what}: the generator's loss uses D's verdict from *before* D's update (opt_D.step() changed the "
+                "weights that verdict was computed with). Ask the updated discriminator again: "
+                "gan.g_loss(gan.D(fake)) after gan.opt_D.step()") from None
+        raise
+    if count["d"] == 0 or count["g"] == 0:
+        raise ExerciseError(f"{what} must call gan.d_loss and gan.g_loss (the model's losses, yours in this "
+                            "notebook), not other loss functions, so that the model plays with the losses it was given")
+    want = _play(lambda gan, real: gan.train_step(real))
+    check_close(got, want, what, {
+        "the generator went first: update the discriminator first (on reals and detached fakes), then the "
+        "generator against the *updated* discriminator": lambda: _play(lambda g, r: _variant(g, r, order="GD")),
+        "the discriminator's gradients are never cleared: call gan.opt_D.zero_grad() before its backward() "
+        "(the generator's backward() also leaves gradients in D)": lambda: _play(lambda g, r: _variant(g, r, zero_D=False)),
+        "the generator's gradients are never cleared: call gan.opt_G.zero_grad() before its backward()":
+            lambda: _play(lambda g, r: _variant(g, r, zero_G=False)),
+        "the generator's turn used new noise: judge the same fakes `fake` that the discriminator just saw":
+            lambda: _play(lambda g, r: _variant(g, r, fresh_noise=True)),
+        "reals and fakes went through D in one batch: with batch normalisation that mixes their statistics; "
+        "call gan.D(real) and gan.D(fake.detach()) separately": lambda: _play(lambda g, r: _variant(g, r, joint=True)),
+        "the generator's turn used the minimax loss: use gan.g_loss": lambda: _play(
+            lambda g, r: _variant(g, r, g_loss=dcgan.generator_loss_minimax)),
+    }, atol=1e-5, rtol=1e-4)
+    return passed(what)
