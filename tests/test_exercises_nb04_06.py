@@ -236,3 +236,59 @@ def test_a_stub_that_is_not_written_yet_is_not_disguised():
 
     with pytest.raises(NotImplementedError, match="write this part"):
         nb06.check_adain(stub)
+
+
+# --------------------------------------------------------------------------- the training runs the student's code
+
+
+class Counting:
+    """Wraps a function and counts its calls."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+
+def test_the_conditional_dcgan_trains_with_the_students_conditioning():
+    from helpers.cdcgan import ConditionalDCGAN
+
+    noise, features = Counting(noise_ok), Counting(features_ok)
+    gan = ConditionalDCGAN(groups=("20-30", "40-50"), image_size=16, nz=8, ngf=8, ndf=8,
+                           condition_noise=noise, condition_features=features)
+    reference = ConditionalDCGAN(groups=("20-30", "40-50"), image_size=16, nz=8, ngf=8, ndf=8)
+    assert gan.G.state_dict().keys() == reference.G.state_dict().keys()  # checkpoints do not change
+    batch = (torch.rand(4, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 0, 1]))
+    gan.train_step(batch)
+    assert noise.calls >= 1 and features.calls >= 3  # G once; D on reals, fakes, and for the generator's loss
+    with pytest.raises(TypeError, match="must be a function"):
+        gan.use(condition_noise="one-hot")
+
+
+def test_the_encoders_train_and_refine_with_the_students_code():
+    from helpers.encoder import InversionEncoder, refine_latents
+
+    G = nb05._tiny_generator()
+    latent, image = Counting(latent_ok), Counting(image_ok)
+    model = InversionEncoder(G, "real", nef=4, latent_loss=latent, image_loss=image)
+    real = torch.rand(4, 3, 8, 8) * 2 - 1
+    out = model.train_step((real, torch.tensor([0, 1, 0, 1])))
+    assert latent.calls == 1 and image.calls == 1 and out["pixel_real"] > 0
+    step = Counting(refine_ok)
+    _, history = refine_latents(G, real, [0, 1, 0, 1], torch.randn(4, 8), steps=3, step=step)
+    assert step.calls == 3 and len(history) == 4
+
+
+def test_the_age_gan_trains_with_the_students_code():
+    from helpers import agegan as ag
+
+    parts = {"adain": Counting(adain_ok), "age_loss_D": Counting(age_D_ok), "age_loss_G": Counting(age_G_ok),
+             "cycle_loss": Counting(cycle_ok)}
+    gan = ag.AgeGAN(group_edges=(0, 30, 60), image_size=16, ngf=4, ndf=4, n_enc_blocks=1, n_dec_blocks=1,
+                    style_dim=8, n_layers_D=2, generators=2, **parts)
+    gan.train_step((torch.rand(4, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 0])))
+    assert all(p.calls >= 1 for p in parts.values()), {k: p.calls for k, p in parts.items()}
+    adains = [m for m in gan.G_back.modules() if isinstance(m, ag.AdaIN)]
+    assert adains and all(m.modulate is parts["adain"] for m in adains)  # both generators of seed 001's pair
