@@ -99,7 +99,7 @@ from .training import Precision, Trainable, load_trained, pick_device, seed_ever
 AgeClassificationLoss, L1Loss = ClassificationLoss, WeightedL1
 
 __all__ = [
-    "AdaIN", "AgeModulator", "Encoder", "Decoder", "AgeGenerator", "AgeDiscriminator", "AgeGAN",
+    "adain", "age_loss_D", "age_loss_G", "cycle_loss", "AdaIN", "AgeModulator", "Encoder", "Decoder", "AgeGenerator", "AgeDiscriminator", "AgeGAN",
     "AgeClassificationLoss", "L1Loss", "random_targets", "as_condition", "translate", "age_grid",
     "show_age_grid", "load_generator", "LOSS_GROUPS", "SEED001_RESULTS", "group_mid_ages",
     "toy_ground_truth", "count_parameters", "group_labels", "show_indices", "AgeGANRun", "setup_agegan",
@@ -142,20 +142,31 @@ def random_targets(source: torch.Tensor, n_groups: int, generator: torch.Generat
 # --------------------------------------------------------------------------- networks
 
 
+def adain(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """``(1 + gamma) * instance_norm(x) + beta``: ``x`` ``(B, C, H, W)``, ``gamma`` and ``beta`` ``(B, C)``.
+
+    Each face's channels are normalised over the image (mean 0, biased variance 1, eps 1e-5), then
+    scaled and shifted by that face's numbers.
+    """
+    return F.instance_norm(x) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
 class AdaIN(nn.Module):
     """Instance norm without its own scale and shift, followed by ``(1 + gamma) * x + beta`` from outside.
 
     ``forward(x, gamma, beta)`` with ``gamma, beta`` of shape ``(B, C)``: one scale and shift per
-    face and channel, made by the :class:`AgeModulator` from the target age group.
+    face and channel, made by the :class:`AgeModulator` from the target age group. ``modulate``
+    computes it (:func:`adain`; :meth:`AgeGAN.use` gives every layer the student's own).
     """
+
+    modulate = staticmethod(adain)
 
     def __init__(self, channels: int):
         super().__init__()
         self.channels = channels
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
 
     def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        return self.norm(x) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+        return self.modulate(x, gamma, beta)
 
 
 class AgeModulator(nn.Module):
@@ -349,6 +360,34 @@ class AgeDiscriminator(nn.Module):
 # --------------------------------------------------------------------------- losses
 
 
+def age_loss_D(real_logits: torch.Tensor, source: torch.Tensor, fake_logits: torch.Tensor,
+               target: torch.Tensor) -> torch.Tensor:
+    """The discriminator's age term: cross-entropy of the age head on *real* faces against their own groups.
+
+    ``fake_logits`` (the head on the fakes, with their targets) are there to be left alone: an age
+    head taught on fakes that fail would learn that their look is the target age.
+    """
+    return F.cross_entropy(real_logits.float(), source)
+
+
+def age_loss_G(fake_logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The generator's age term: cross-entropy of the age head on the fakes against their *target* groups."""
+    return F.cross_entropy(fake_logits.float(), target)
+
+
+def cycle_loss(G_back: nn.Module, real: torch.Tensor, source: torch.Tensor, fake: torch.Tensor,
+               target: torch.Tensor) -> torch.Tensor:
+    """The cycle term: ``fake = G(real, target)`` sent back to the *source* group must give ``real``, in mean L1.
+
+    The gradient flows through both trips, so ``fake`` is not detached.
+    """
+    return F.l1_loss(G_back(fake, source).float(), real.float())
+
+
+# The reference functions under other names, for the model's defaults (its arguments shadow these names).
+_age_loss_D, _age_loss_G, _cycle_loss = age_loss_D, age_loss_G, cycle_loss
+
+
 # --------------------------------------------------------------------------- the model
 
 #: Panels for :func:`helpers.plots.plot_losses`: seed 001's cumulative curve, then each player's terms.
@@ -366,11 +405,17 @@ class AgeGAN(Trainable):
     ``train_step((images, groups))`` takes real faces in [-1, 1] and their age-group indices
     (a :class:`helpers.cache.BatchLoader` with ``labels=``) and returns the named terms of the
     module docstring. ``translate(x, target_group)`` ages or rejuvenates faces.
+
+    ``adain``, ``age_loss_D``, ``age_loss_G`` and ``cycle_loss`` (default: this module's
+    functions of those names; the step weighs the losses by the settings' lambdas) can be
+    replaced, here or later with :meth:`use`: notebook 06 trains with the student's own. They hold
+    no weights, so checkpoints do not depend on them.
     """
 
     name = "agegan"
 
-    def __init__(self, settings=None, *, device="cpu", precision: Precision | None = None, **changes):
+    def __init__(self, settings=None, *, device="cpu", precision: Precision | None = None, adain=None,
+                 age_loss_D=None, age_loss_G=None, cycle_loss=None, **changes):
         s = replace(settings or config.AGEGAN_CPU, **changes)  # e.g. AgeGAN(ngf=8) for a quick experiment
         n_groups, n_layers_D, generators, ngf, seed = len(s.group_edges), s.n_layers_D, s.generators, s.ngf, s.seed
         if s.image_size % 4 or s.image_size < 2**n_layers_D:
@@ -407,12 +452,35 @@ class AgeGAN(Trainable):
                            for k, o in self.optimizers.items()}
 
         self.gan_loss = LSGANLoss()
-        self.age_loss_D = ClassificationLoss(s.lambda_age_D)
-        self.age_loss = ClassificationLoss(s.lambda_age)
-        self.cycle_loss = WeightedL1(s.lambda_cycle)
+        self.age_loss_D, self.age_loss_G, self.cycle_loss = _age_loss_D, _age_loss_G, _cycle_loss
+        self.lambda_age_D, self.lambda_age, self.lambda_cycle = s.lambda_age_D, s.lambda_age, s.lambda_cycle
         self.identity_loss = WeightedL1(s.lambda_identity)
+        self.use(adain=adain, age_loss_D=age_loss_D, age_loss_G=age_loss_G, cycle_loss=cycle_loss)
         # Targets come from their own random generator, so checkpoints can carry its state.
         self.target_rng = torch.Generator().manual_seed(seed + 1)
+
+    def use(self, adain=None, age_loss_D=None, age_loss_G=None, cycle_loss=None) -> "AgeGAN":
+        """Train with these functions from now on (None keeps the current one); returns the model.
+
+        ``adain(x, gamma, beta)`` goes into every AdaIN layer of the generator(s);
+        ``age_loss_D(real_logits, source, fake_logits, target)``, ``age_loss_G(fake_logits,
+        source, target)`` and ``cycle_loss(G_back, real, source, fake, target)`` are the
+        unweighted terms of :func:`age_loss_D`, :func:`age_loss_G` and :func:`cycle_loss`.
+        """
+        given = dict(adain=adain, age_loss_D=age_loss_D, age_loss_G=age_loss_G, cycle_loss=cycle_loss)
+        for name, fn in given.items():
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be a function, not {type(fn).__name__}")
+        if adain is not None:
+            for key, net in self.networks.items():
+                if key != "D":
+                    for m in net.modules():
+                        if isinstance(m, AdaIN):
+                            m.modulate = adain
+        for name in ("age_loss_D", "age_loss_G", "cycle_loss"):
+            if given[name] is not None:
+                setattr(self, name, given[name])
+        return self
 
     def train_step(self, batch) -> dict:
         real, source = batch  # faces in [-1, 1] and their age groups
@@ -426,10 +494,10 @@ class AgeGAN(Trainable):
         with amp.autocast():
             fake = self.G(real, target)
             real_adv, real_age = self.D(real)
-            fake_adv, _ = self.D(fake.detach())
+            fake_adv, fake_age = self.D(fake.detach())
             real_adv, fake_adv = self.D.realness(real_adv, source), self.D.realness(fake_adv, target)
             d_adv = 0.5 * (self.gan_loss(real_adv, True) + self.gan_loss(fake_adv, False))
-            d_age = self.age_loss_D(real_age, source)
+            d_age = self.lambda_age_D * self.age_loss_D(real_age, source, fake_age, target)
         self.opt_D.zero_grad(set_to_none=True)
         amp.backward(d_adv + d_age)
         amp.step(self.opt_D)
@@ -440,8 +508,8 @@ class AgeGAN(Trainable):
         with amp.autocast():
             fake_adv, fake_age = self.D(fake)
             g_adv = self.gan_loss(self.D.realness(fake_adv, target), True)
-            g_age = self.age_loss(fake_age, target)
-            g_cycle = self.cycle_loss(self.G_back(fake, source), real)
+            g_age = self.lambda_age * self.age_loss_G(fake_age, source, target)
+            g_cycle = self.lambda_cycle * self.cycle_loss(self.G_back, real, source, fake, target)
             g_identity = self.identity_loss(self.G(real, source), real) if self.identity_loss.weight > 0 else 0.0 * g_adv
             loss_G = g_adv + g_age + g_cycle + g_identity
         self.opt_G.zero_grad(set_to_none=True)

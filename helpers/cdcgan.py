@@ -44,7 +44,7 @@ from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split
 from .splits import AgeRangeError, check_ranges, group_names
 from .training import Precision, load_trained, pick_device, seed_everything
 
-__all__ = ["ConditionalDCGAN", "CDCGANRun", "setup_cdcgan", "group_labels", "run_name_for", "label_agreement",
+__all__ = ["ConditionalDCGAN", "CDCGANRun", "setup_cdcgan", "group_labels", "run_name_for", "label_agreement", "paired_rate",
            "evaluate", "frozen_generator", "load_generator", "show_image_rows", "show_label_grid"]
 
 
@@ -53,16 +53,33 @@ class ConditionalDCGAN(DCGAN):
 
     The training step is DCGAN's own (``DCGAN.train_step`` with ``(images, labels)`` batches);
     the checkpoint records the groups, so a run folder of other groups is refused on resume.
+
+    ``condition_noise(z, labels, K)`` and ``condition_features(h, labels, K)`` are the two places
+    the label gets in (default: :func:`helpers.dcgan.condition_noise` and
+    :func:`helpers.dcgan.condition_features`); notebook 04 passes the student's own, and the
+    networks then train with them. They hold no weights, so checkpoints do not depend on them.
     """
 
     name = "cdcgan"
 
-    def __init__(self, settings=None, *, groups=None, device="cpu", precision: Precision | None = None, **changes):
+    def __init__(self, settings=None, *, groups=None, device="cpu", precision: Precision | None = None,
+                 condition_noise=None, condition_features=None, **changes):
         s = replace(settings or config.CDCGAN, **changes)
         self.groups = group_names(groups or s.groups)
         super().__init__(s, n_classes=len(self.groups), device=device, precision=precision)
         self.config["groups"] = list(self.groups)
         self.fixed_labels = None  # label grids draw the fixed noise with *every* label instead
+        self.use(condition_noise=condition_noise, condition_features=condition_features)
+
+    def use(self, condition_noise=None, condition_features=None) -> "ConditionalDCGAN":
+        """Join the labels with these functions from now on (None keeps the current one); returns the model."""
+        for net, name, fn in [(self.G, "condition_noise", condition_noise), (self.D, "condition_features", condition_features)]:
+            if fn is not None:
+                if not callable(fn):
+                    raise TypeError(f"{name} must be a function (z or h, labels, n_classes) -> tensor, "
+                                    f"not {type(fn).__name__}")
+                setattr(net, name, fn)
+        return self
 
     @staticmethod
     def n_fixed(s) -> int:
@@ -161,7 +178,7 @@ class CDCGANRun(Run):
 
 def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                  max_images: int | None = None, resume: bool = True, progress: bool = True,
-                 verbose: bool = True) -> CDCGANRun:
+                 verbose: bool = True, condition_noise=None, condition_features=None) -> CDCGANRun:
     """Data, model, trainer and label-grid snapshots for a conditional DCGAN, resumed from ``run_dir`` if it has one.
 
     ``groups`` are age ranges (default: ``settings.groups``, the seed's 20-30 and 40-50); faces
@@ -170,7 +187,8 @@ def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=
     runs with different groups never collide. The test side of the course's split is kept
     (``run.test_images``, ``run.test_labels``) for the label-agreement check and for notebook 05.
     Notebook 04, notebook 05 and ``python -m helpers.train cdcgan`` all call this; a finished run
-    is loaded, not retrained.
+    is loaded, not retrained. ``condition_noise`` and ``condition_features`` replace the
+    functions that join the labels (see :class:`ConditionalDCGAN`).
     """
     s = settings or config.CDCGAN
     groups = tuple(group_names(groups or s.groups))
@@ -181,7 +199,8 @@ def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=
     cache, labels = _labelled(train_df, s.image_size, groups, "training")
     test_cache, test_labels = _labelled(test_df, s.image_size, groups, "test")
     loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed, labels=labels)
-    gan = ConditionalDCGAN(s, groups=groups, device=device, precision=precision)
+    gan = ConditionalDCGAN(s, groups=groups, device=device, precision=precision, condition_noise=condition_noise,
+                           condition_features=condition_features)
     run = CDCGANRun(s, device, source, gan, loader, run_dir or default_run_dir(run_name_for(s, groups), source),
                     groups=groups, group_names=list(groups), cache=cache, labels=labels, test_cache=test_cache,
                     test_images=test_cache.tensor(), test_labels=test_labels)
@@ -191,7 +210,18 @@ def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=
 # --------------------------------------------------------------------------- is the label obeyed?
 
 
-def label_agreement(gan: ConditionalDCGAN, classifier, n_per_group: int = 256, seed: int = 1) -> dict:
+def paired_rate(pred) -> float:
+    """The paired test's score from the classifier's readings of a label grid, ``pred`` of shape ``(K, n)``.
+
+    ``pred[k, i]`` is the group read in :math:`G(z_i, k)`; the score is the fraction of noise
+    vectors :math:`z_i` whose every row is read as its own label.
+    """
+    pred = np.asarray(pred)
+    return float((pred == np.arange(pred.shape[0])[:, None]).all(0).mean())
+
+
+def label_agreement(gan: ConditionalDCGAN, classifier, n_per_group: int = 256, seed: int = 1,
+                    paired=paired_rate) -> dict:
     """How often the classifier reads the requested group in the generator's faces.
 
     Two numbers:
@@ -201,8 +231,11 @@ def label_agreement(gan: ConditionalDCGAN, classifier, n_per_group: int = 256, s
       gives it per group;
     - ``paired``: for ``n_per_group`` noise vectors each drawn with *every* label (the label
       grid), the fraction of vectors for which the classifier follows the label every time,
-      i.e. the label alone changes the face's apparent age group. Chance: :math:`K!/K^K`
-      (1/2 for two groups).
+      i.e. the label alone changes the face's apparent age group (:func:`paired_rate`, or the
+      function passed as ``paired``). Two baselines, for two groups or more: a generator
+      that ignores its label draws the same face in every row, which can be read as only one
+      group, so it scores **0**; a classifier that guesses each face's group at random, independently,
+      scores :math:`1/K^K` (**1/4** for two groups).
     """
     k = gan.n_classes
     asked = np.repeat(np.arange(k), n_per_group)
@@ -213,16 +246,19 @@ def label_agreement(gan: ConditionalDCGAN, classifier, n_per_group: int = 256, s
     g = torch.Generator().manual_seed(seed + 1)
     z = torch.randn(n_per_group, gan.nz, generator=g)
     grid = torch.cat([gan.label_grid(chunk) for chunk in z.split(64)], dim=1)  # (K, n, ...)
-    paired = predict_groups(classifier, grid.flatten(0, 1)).reshape(k, n_per_group)
-    out["paired"] = float((paired == np.arange(k)[:, None]).all(0).mean())
+    pred_grid = predict_groups(classifier, grid.flatten(0, 1)).reshape(k, n_per_group)
+    out["paired"] = float(paired(pred_grid))
     return out
 
 
-def evaluate(run: CDCGANRun, n_per_group: int | None = None, verbose: bool = True) -> dict:
-    """The classifier's accuracy on real test faces (its ceiling) and the generator's label agreement."""
+def evaluate(run: CDCGANRun, n_per_group: int | None = None, verbose: bool = True, paired=paired_rate) -> dict:
+    """The classifier's accuracy on real test faces (its ceiling) and the generator's label agreement.
+
+    ``paired``: the function that scores the paired test (:func:`paired_rate`).
+    """
     clf = run.classifier()
     out = {"classifier_real_test": accuracy(clf, run.test_images, run.test_labels),
-           **label_agreement(run.gan, clf, n_per_group or run.settings.eval_per_group)}
+           **label_agreement(run.gan, clf, n_per_group or run.settings.eval_per_group, paired=paired)}
     if verbose:
         print(f"groups {' vs '.join(run.group_names)}: classifier on real test faces {out['classifier_real_test']:.1%}, "
               f"label agreement {out['agreement']:.1%} (chance {1 / len(run.groups):.0%}), "

@@ -83,8 +83,24 @@ def _one_hot(labels: torch.Tensor, n_classes: int, dtype) -> torch.Tensor:
     return F.one_hot(labels.long(), n_classes).to(dtype)
 
 
+def condition_noise(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """The generator's input: noise ``(B, nz)`` followed by the one-hot label, ``(B, nz + n_classes)``."""
+    return torch.cat([z, _one_hot(labels, n_classes, z.dtype)], dim=1)
+
+
+def condition_features(h: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Feature maps ``(B, C, H, W)`` followed by ``n_classes`` constant maps (map ``k`` is 1 where the label is ``k``)."""
+    maps = _one_hot(labels, n_classes, h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:])
+    return torch.cat([h, maps.contiguous(memory_format=_format_of(h))], dim=1)
+
+
 class Generator(nn.Module):
-    """Noise ``(B, nz)`` or ``(B, nz, 1, 1)`` (plus labels when conditional) -> images ``(B, 3, S, S)`` in [-1, 1]."""
+    """Noise ``(B, nz)`` or ``(B, nz, 1, 1)`` (plus labels when conditional) -> images ``(B, 3, S, S)`` in [-1, 1].
+
+    ``condition_noise`` joins the label to the noise (an instance may be given its own function).
+    """
+
+    condition_noise = staticmethod(condition_noise)
 
     def __init__(self, nz: int = 100, ngf: int = 64, n_classes: int = 0, image_size: int = 64):
         super().__init__()
@@ -103,12 +119,17 @@ class Generator(nn.Module):
         if self.n_classes:
             if labels is None:
                 raise ValueError("this generator is conditional: pass labels (class indices or one-hot rows)")
-            z = torch.cat([z, _one_hot(labels, self.n_classes, z.dtype)], dim=1)
+            z = self.condition_noise(z, labels, self.n_classes)
         return self.net(z[:, :, None, None])
 
 
 class Discriminator(nn.Module):
-    """Images ``(B, 3, S, S)`` (plus labels when conditional) -> one logit per image, shape ``(B,)``."""
+    """Images ``(B, 3, S, S)`` (plus labels when conditional) -> one logit per image, shape ``(B,)``.
+
+    ``condition_features`` joins the label maps to the first features (an instance may be given its own function).
+    """
+
+    condition_features = staticmethod(condition_features)
 
     def __init__(self, ndf: int = 64, n_classes: int = 0, image_size: int = 64):
         super().__init__()
@@ -128,8 +149,7 @@ class Discriminator(nn.Module):
         if self.n_classes:
             if labels is None:
                 raise ValueError("this discriminator is conditional: pass labels (class indices or one-hot rows)")
-            maps = _one_hot(labels, self.n_classes, h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:])
-            h = torch.cat([h, maps.contiguous(memory_format=_format_of(h))], dim=1)
+            h = self.condition_features(h, labels, self.n_classes)
         return self.rest(h).reshape(-1)
 
 

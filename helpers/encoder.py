@@ -73,7 +73,7 @@ from .runs import Run, default_run_dir, face_loader, show_indices
 from .training import Precision, Trainable, load_trained, pick_device
 
 __all__ = ["Encoder", "InversionEncoder", "InversionRun", "EncoderRun", "setup_inversion", "encode", "decode",
-           "refine_latents", "reconstruction_error", "sharpness", "load_inversion", "invert_and_edit",
+           "latent_loss", "image_loss", "refine_step", "refine_latents", "reconstruction_error", "sharpness", "load_inversion", "invert_and_edit",
            "best_source_label"]
 
 
@@ -101,6 +101,22 @@ class Encoder(nn.Module):
         return self.to_z(self.features(x))
 
 
+# --------------------------------------------------------------------------- the losses
+
+
+def latent_loss(z_hat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The seed's noise-space loss: the mean squared error between the encoder's guess and the true noise."""
+    return F.mse_loss(z_hat, z)
+
+
+def image_loss(E: nn.Module, G: nn.Module, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Improvement (a): the mean absolute error of :math:`G(E(x), s)` against the real faces :math:`x`.
+
+    The gradient flows through the frozen generator into the encoder.
+    """
+    return F.l1_loss(G(E(real), labels).float(), real.float())
+
+
 # --------------------------------------------------------------------------- the training step
 
 
@@ -113,12 +129,17 @@ class InversionEncoder(Trainable):
     generated faces), ``pixel_fake`` (the image L1 between those faces and the generator's
     redrawing of them from the encoder's guess: measured, never trained on), ``pixel_real``
     (mode "real": the image loss on real faces) and ``loss``.
+
+    ``latent_loss(z_hat, z)`` and ``image_loss(E, G, real, labels)`` compute the two losses
+    (default: this module's :func:`latent_loss` and :func:`image_loss`); notebook 05 passes the
+    student's own. They hold no weights, so checkpoints do not depend on them.
     """
 
     name = "encoder"
 
     def __init__(self, G: Generator, mode: str = "seed", settings=None, *, device="cpu",
-                 precision: Precision | None = None, generator_info: dict | None = None, **changes):
+                 precision: Precision | None = None, generator_info: dict | None = None, latent_loss=None,
+                 image_loss=None, **changes):
         if mode not in ("seed", "real"):
             raise ValueError(f"mode must be 'seed' (generated faces only) or 'real' (real faces too), not {mode!r}")
         s = replace(settings or config.ENCODER, **changes)
@@ -128,6 +149,8 @@ class InversionEncoder(Trainable):
         self.G = self.precision.prepare(G.to(self.device))
         self.mode, self.nz, self.n_groups = mode, G.nz, G.n_classes
         self.lambda_latent, self.lambda_pixel = s.lambda_latent, s.lambda_pixel
+        self.latent_loss, self.image_loss = _reference_latent_loss, _reference_image_loss
+        self.use(latent_loss=latent_loss, image_loss=image_loss)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s.seed)
             E = Encoder(G.nz, s.nef, G.image_size, s.kernel_size)
@@ -137,6 +160,11 @@ class InversionEncoder(Trainable):
         self.config = {**config.model_config(s), "mode": mode, "nz": G.nz, "n_groups": G.n_classes,
                        "image_size": G.image_size, "lambda_pixel": s.lambda_pixel if mode == "real" else 0.0,
                        "generator": generator_info or {}}
+
+    def use(self, latent_loss=None, image_loss=None) -> "InversionEncoder":
+        """Train with these loss functions from now on (None keeps the current one); returns the model."""
+        _set_functions(self, latent_loss=latent_loss, image_loss=image_loss)
+        return self
 
     def train_step(self, batch) -> dict:
         real, labels = batch
@@ -148,12 +176,11 @@ class InversionEncoder(Trainable):
         self.E.train()
         with amp.autocast():
             z_hat = self.E(fake)
-            latent = F.mse_loss(z_hat.float(), z)
+            latent = self.latent_loss(z_hat.float(), z)
             loss = self.lambda_latent * latent
             out = {"latent": latent.detach()}
             if self.mode == "real":
-                rec = self.G(self.E(real), labels)  # gradients flow through the frozen generator into E
-                pixel_real = F.l1_loss(rec.float(), real.float())
+                pixel_real = self.image_loss(self.E, self.G, real, labels)  # through the frozen G into E
                 loss = loss + self.lambda_pixel * pixel_real
                 out["pixel_real"] = pixel_real.detach()
         self.opt.zero_grad(set_to_none=True)
@@ -190,15 +217,33 @@ def decode(G: Generator, z: torch.Tensor, labels, batch_size: int = 256) -> torc
                       for zz, yy in zip(z.split(batch_size), labels.split(batch_size))])
 
 
+def refine_step(G: Generator, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer,
+                lambda_prior: float) -> torch.Tensor:
+    """One step of latent refinement: descend ``|G(z, y) - x|_1 + lambda_prior * |z|^2 / nz``, per face, in ``z``.
+
+    ``z`` ``(B, nz)`` is a leaf that requires grad and ``opt`` optimises it alone. Each face's
+    loss is its own mean absolute error plus the prior term; the faces' losses are summed, so
+    each face's gradient is its own. Returns each face's error *before* the step, ``(B,)``, detached.
+    """
+    err = (G(z, y) - x).abs().flatten(1).mean(1)
+    loss = (err + lambda_prior * z.pow(2).mean(1)).sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return err.detach()
+
+
 def refine_latents(G: Generator, images, labels, z0: torch.Tensor, steps: int = 200, lr: float = 0.05,
-                   lambda_prior: float = 1e-3) -> tuple[torch.Tensor, list[float]]:
+                   lambda_prior: float = 1e-3, step=None) -> tuple[torch.Tensor, list[float]]:
     """Improvement (b): gradient descent on each face's noise vector, starting from ``z0``.
 
-    Minimises ``|G(z, y) - x|_1 + lambda_prior * |z|^2 / nz`` per face with Adam; the generator
-    must be frozen and in eval mode (:func:`helpers.cdcgan.frozen_generator`), so faces do not
-    interact and the result does not depend on the batch. Returns the refined ``z`` (CPU) and the
-    mean reconstruction L1 before the first step and after each step.
+    Minimises ``|G(z, y) - x|_1 + lambda_prior * |z|^2 / nz`` per face with Adam, by ``steps``
+    calls of ``step`` (default :func:`refine_step`; notebook 05 passes the student's). The
+    generator must be frozen and in eval mode (:func:`helpers.cdcgan.frozen_generator`), so
+    faces do not interact and the result does not depend on the batch. Returns the refined
+    ``z`` (CPU) and the mean reconstruction L1 before the first step and after each step.
     """
+    step = step or refine_step
     device = next(G.parameters()).device
     x = _as_float(torch.as_tensor(images)).to(device)
     y = torch.as_tensor(np.asarray(labels)).long().to(device)
@@ -206,15 +251,24 @@ def refine_latents(G: Generator, images, labels, z0: torch.Tensor, steps: int = 
     opt = torch.optim.Adam([z], lr=lr)
     history = []
     for _ in range(steps):
-        err = (G(z, y) - x).abs().flatten(1).mean(1)
-        history.append(err.mean().item())
-        loss = (err + lambda_prior * z.pow(2).mean(1)).sum()  # a sum: every face gets its own full gradient
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        err = step(G, z, x, y, opt, lambda_prior)
+        history.append(torch.as_tensor(err).float().mean().item())
     with torch.no_grad():
         history.append((G(z, y) - x).abs().mean().item())
     return z.detach().cpu(), history
+
+
+_reference_latent_loss, _reference_image_loss, _reference_refine_step = latent_loss, image_loss, refine_step
+
+
+def _set_functions(owner, **functions) -> None:
+    """Set each function given (not None) as an attribute of ``owner``; refuse anything that is not callable."""
+    for name, fn in functions.items():
+        if fn is None:
+            continue
+        if not callable(fn):
+            raise TypeError(f"{name} must be a function, not {type(fn).__name__}")
+        setattr(owner, name, fn)
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -259,7 +313,15 @@ class InversionRun:
     """
 
     def __init__(self, **parts):
+        self.refine_step = _reference_refine_step
         self.__dict__.update(parts)
+
+    def use(self, latent_loss=None, image_loss=None, refine_step=None) -> "InversionRun":
+        """Train both encoders with these losses, and refine with this step, from now on (None keeps the current)."""
+        for mode in ("seed", "real"):
+            getattr(self, mode).model.use(latent_loss=latent_loss, image_loss=image_loss)
+        _set_functions(self, refine_step=refine_step)
+        return self
 
     def describe(self) -> str:
         return (f"{len(self.cgan.cache):,} real training faces ({self.cgan.source}), {len(self.eval_idx)} test faces "
@@ -295,7 +357,7 @@ class InversionRun:
             raise ValueError(f"method must be 'seed', 'real' or 'refined', not {method!r}")
         s = self.settings
         return refine_latents(self.G, x, y, z, steps if steps is not None else s.refine_steps, s.refine_lr,
-                              s.lambda_prior)
+                              s.lambda_prior, step=self.refine_step)
 
     METHODS = {"seed": "seed: encoder on generated faces", "real": "(a) + real faces, image loss",
                "refined": "(a) + (b) latent refinement"}
@@ -406,7 +468,7 @@ def load_frozen_generator(path, device="cpu") -> Generator:
 
 def setup_inversion(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                     cgan_run_dir=None, max_images: int | None = None, resume: bool = True, progress: bool = True,
-                    verbose: bool = True) -> InversionRun:
+                    verbose: bool = True, latent_loss=None, image_loss=None, refine_step=None) -> InversionRun:
     """The trained conditional DCGAN, its frozen generator, and both encoders with their trainers.
 
     The conditional DCGAN is notebook 04's run (``settings.cgan``: the "wide" or the "seed"
@@ -414,7 +476,8 @@ def setup_inversion(settings=None, data: str | None = None, data_path=None, devi
     if it has not finished training, it is trained here first, with the same code and run folder,
     so this works without notebook 04. The seed's encoder goes to ``run_dir + "-seed"``, the
     improved one to ``run_dir`` (default ``RUNS_DIR / settings.run_name``), which also receives
-    ``generator.pt``, the frozen generator the encoder inverts.
+    ``generator.pt``, the frozen generator the encoder inverts. ``latent_loss``, ``image_loss``
+    and ``refine_step`` replace the reference functions (see :meth:`InversionRun.use`).
     """
     s = settings or config.ENCODER
     c = config.CDCGAN
@@ -450,7 +513,8 @@ def setup_inversion(settings=None, data: str | None = None, data_path=None, devi
     return InversionRun(settings=s, cgan=cgan, G=G, device=device, seed=runs["seed"], real=runs["real"],
                         test_images=cgan.test_images, test_labels=np.asarray(cgan.test_labels),
                         group_names=cgan.group_names, eval_idx=eval_idx,
-                        show_idx=show_indices(cgan.test_labels, s.n_show), run_dir=run_dir)
+                        show_idx=show_indices(cgan.test_labels, s.n_show),
+                        run_dir=run_dir).use(latent_loss, image_loss, refine_step)
 
 
 # --------------------------------------------------------------------------- aging a photo (notebook 08)

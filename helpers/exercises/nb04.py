@@ -1,0 +1,117 @@
+"""Checks for notebook 04's exercises: the one-hot label on the generator's noise and on the
+discriminator's feature maps, and the paired label test.
+
+Each ``check_*`` takes the student's function, runs it and the reference (:mod:`helpers.dcgan`,
+:mod:`helpers.cdcgan`) on random inputs, and raises :class:`ExerciseError` naming the mistake.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..cdcgan import paired_rate
+from ..dcgan import condition_features, condition_noise
+from ._shared import as_tensor, call, seeded
+from .core import ExerciseError, check_close, passed
+
+
+def check_condition_noise(fn) -> str:
+    """``fn(z, labels, n_classes)`` must return ``[z; onehot(labels)]``, shape ``(B, nz + n_classes)``."""
+    what = "condition_noise"
+    for B, nz, K, seed in [(5, 7, 3, 0), (4, 6, 2, 1)]:  # two sizes: nothing may be hard-coded
+        g = seeded(seed)
+        z = torch.randn(B, nz, generator=g)
+        labels = torch.randint(0, K, (B,), generator=g)
+        labels[:K] = torch.arange(K)  # every class at least once
+        z_before = z.clone()
+        got = call(fn, what, z, labels, K)
+        if torch.is_tensor(got) and got.dim() == 2 and got.shape[0] == B and got.shape[1] != nz + K:
+            n = got.shape[1]
+            if n == nz:
+                raise ExerciseError(f"{what} returned only the noise, shape {tuple(got.shape)}: join the one-hot label "
+                                    "to it with torch.cat(..., dim=1)")
+            if n == K:
+                raise ExerciseError(f"{what} returned only the one-hot label: join it to the noise z")
+            if n == nz + 1:
+                raise ExerciseError(f"{what} appended the label as a single number; the generator reads a one-hot "
+                                    f"row of length n_classes ({K} here): F.one_hot(labels, n_classes)")
+        if not torch.equal(z, z_before):
+            raise ExerciseError(f"{what} changed z in place; build a new tensor with torch.cat instead")
+        want = condition_noise(z, labels, K)
+        onehot = F.one_hot(labels, K).float()
+        check_close(got, want, what, {
+            "the one-hot comes first and the noise second; the generator's weights (and notebook 08's loader) expect "
+            "the noise first, [z; onehot(y)]": lambda: torch.cat([onehot, z], dim=1),
+            "the label part is all ones or all zeros: one-hot means a single 1, at the label's index":
+                lambda: torch.cat([z, torch.ones(B, K)], dim=1),
+            "the one-hot rows are flipped (a 1 where the label is not): F.one_hot(labels, n_classes)":
+                lambda: torch.cat([z, 1 - onehot], dim=1),
+        })
+        if not got.is_floating_point():
+            raise ExerciseError(f"{what} returned {got.dtype}; the generator needs floats: .to(z.dtype)")
+    return passed(what)
+
+
+def check_condition_features(fn) -> str:
+    """``fn(h, labels, n_classes)`` must append ``n_classes`` constant maps to ``h``: ``(B, C + n_classes, H, W)``."""
+    what = "condition_features"
+    for B, C, H, W, K, seed in [(4, 6, 5, 3, 3, 0), (3, 4, 4, 4, 2, 1)]:
+        g = seeded(seed)
+        h = torch.randn(B, C, H, W, generator=g)
+        labels = torch.randint(0, K, (B,), generator=g)
+        labels[:K] = torch.arange(K)
+        got = call(fn, what, h, labels, K,
+                   hint="The label maps must be as tall and wide as h before torch.cat: build the one-hot as "
+                        "(B, K, 1, 1) and .expand(-1, -1, H, W) it")
+        if torch.is_tensor(got) and got.dim() == 4 and got.shape[0] == B and got.shape[1] != C + K:
+            if got.shape[1] == C + 1:
+                raise ExerciseError(f"{what} added one map holding the label's number; add {K} maps, one per class "
+                                    "(map k is 1 where the label is k, 0 elsewhere)")
+            if got.shape[1] == C:
+                raise ExerciseError(f"{what} returned as many channels as h: the label maps are missing")
+        if torch.is_tensor(got) and got.dim() == 4 and got.shape[:2] == (B, C + K) and got.shape[2:] != (H, W):
+            raise ExerciseError(f"{what} returned maps of size {tuple(got.shape[2:])}; they must keep h's size {(H, W)}")
+        if torch.is_tensor(got) and got.dim() == 4 and got.shape[0] != B:
+            raise ExerciseError(f"{what} changed the batch size to {got.shape[0]} (expected {B}): join the maps along "
+                                "the channels, dim=1, not along the batch")
+        want = condition_features(h, labels, K)
+        maps = F.one_hot(labels, K).float()[:, :, None, None].expand(-1, -1, H, W)
+        check_close(got, want, what, {
+            "the label maps come before the features; they go after them, [h; maps]":
+                lambda: torch.cat([maps, h], dim=1),
+            "every label map is all ones: map k must be 1 only for faces whose label is k":
+                lambda: torch.cat([h, torch.ones(B, K, H, W)], dim=1),
+            "the maps are 1 where the label is *not* k: use the one-hot itself":
+                lambda: torch.cat([h, 1 - maps], dim=1),
+        })
+    return passed(what)
+
+
+def check_paired_rate(fn) -> str:
+    """``fn(pred)``, ``pred[k, i]`` the group read in ``G(z_i, k)`` (shape ``(K, n)``), must return the paired score."""
+    what = "paired_rate"
+    rng = np.random.default_rng(0)
+    cases = []
+    for K, n in [(2, 40), (3, 30)]:
+        pred = rng.integers(0, K, (K, n))
+        pred[:, : n // 4] = np.arange(K)[:, None]  # some vectors follow every label
+        pred[:, n // 4: n // 2] = pred[0, n // 4: n // 2]  # and some ignore it (the same group in every row)
+        cases.append(pred)
+    for pred in cases:
+        K = pred.shape[0]
+        hit = pred == np.arange(K)[:, None]
+        got = as_tensor(call(fn, what, pred.copy()), what).float()
+        want = torch.tensor(paired_rate(pred))
+        check_close(got.reshape(()) if got.numel() == 1 else got, want, what, {
+            "you counted a noise vector when *any* label was followed; the test asks that *every* label is "
+            "followed (all over the labels, axis 0)": lambda: torch.tensor(hit.any(0).mean()),
+            "you averaged over every face of the grid: that is the label agreement, not the paired test; a noise "
+            "vector counts only when all its rows follow their labels": lambda: torch.tensor(hit.mean()),
+            "you returned a count; return the fraction of noise vectors (divide by n, or take the mean)":
+                lambda: torch.tensor(float(hit.all(0).sum())),
+            "you took all() over the noise vectors (axis 1); take it over the labels (axis 0), then average over "
+            "the noise vectors": lambda: torch.tensor(hit.all(1).mean()),
+        })
+    return passed(what)
