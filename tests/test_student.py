@@ -102,8 +102,9 @@ def test_student_copy(copies, path):
     assert stubs == n
 
 
-@pytest.mark.parametrize("name", ["02_gan_basics.ipynb", "03_cyclegan.ipynb"])
-def test_notebooks_02_and_03_have_at_least_three_exercises(name):
+@pytest.mark.parametrize("name", ["02_gan_basics.ipynb", "03_cyclegan.ipynb", "04_conditional_dcgan.ipynb",
+                                  "05_encoder.ipynb", "06_age_modulated_gan.ipynb"])
+def test_notebooks_02_to_06_have_at_least_three_exercises(name):
     nb = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
     assert sum(len(regions(source(c))) for c in nb["cells"] if c["cell_type"] == "code") >= 3
 
