@@ -130,7 +130,12 @@ def _conv_in_relu(c_in, c_out, k, stride=1, padding=0, padding_mode="zeros"):
             nn.InstanceNorm2d(c_out), nn.ReLU(True)]
 
 
-def _up_in_relu(c_in, c_out):
+def _up_in_relu(c_in, c_out, upsample="transposed"):
+    if upsample == "nearest":  # nearest-neighbour doubling, then a 3x3 convolution: no checkerboard (Odena et al., 2016)
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3, bias=False),
+                nn.InstanceNorm2d(c_out), nn.ReLU(True)]
+    if upsample != "transposed":
+        raise ValueError(f"upsample={upsample!r}: use 'transposed' or 'nearest'")
     # A 3x3 transposed convolution with stride 2 doubles the size exactly (output_padding=1).
     return [nn.ConvTranspose2d(c_in, c_out, 3, 2, padding=1, output_padding=1, bias=False),
             nn.InstanceNorm2d(c_out), nn.ReLU(True)]
@@ -154,13 +159,14 @@ class ResnetGenerator(nn.Module):
     learn to redraw every face first. Much faster to train; used for the short CPU setting.
     """
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False,
+                 upsample: str = "transposed"):
         super().__init__()
         self.residual = residual
         layers = [nn.ReflectionPad2d(3), *_conv_in_relu(3, ngf, 7)]
         layers += _conv_in_relu(ngf, ngf * 2, 3, 2, 1) + _conv_in_relu(ngf * 2, ngf * 4, 3, 2, 1)
         layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
-        layers += _up_in_relu(ngf * 4, ngf * 2) + _up_in_relu(ngf * 2, ngf)
+        layers += _up_in_relu(ngf * 4, ngf * 2, upsample) + _up_in_relu(ngf * 2, ngf, upsample)
         layers += _to_rgb(ngf)
         self.net = nn.Sequential(*layers)
         self.mask_head = _mask_head(ngf) if mask else None
@@ -211,14 +217,16 @@ class Seed003Generator(nn.Module):
     less room for fine detail such as wrinkles. ``residual`` as for :class:`ResnetGenerator`.
     """
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False,
+                 upsample: str = "transposed"):
         super().__init__()
         self.residual = residual
         layers = []
         for c_in, c_out in ((3, ngf), (ngf, ngf * 2), (ngf * 2, ngf * 4)):
             layers += _conv_in_relu(c_in, c_out, 4, 2, 1, padding_mode="reflect")
         layers += [ResidualBlock(ngf * 4, inner=ngf) for _ in range(n_blocks)]
-        layers += _up_in_relu(ngf * 4, ngf * 2) + _up_in_relu(ngf * 2, ngf) + _up_in_relu(ngf, max(1, ngf // 2))
+        layers += (_up_in_relu(ngf * 4, ngf * 2, upsample) + _up_in_relu(ngf * 2, ngf, upsample)
+                   + _up_in_relu(ngf, max(1, ngf // 2), upsample))
         layers += _to_rgb(max(1, ngf // 2))
         self.net = nn.Sequential(*layers)
         self.mask_head = _mask_head(max(1, ngf // 2)) if mask else None
@@ -232,10 +240,11 @@ GENERATORS = {"resnet": ResnetGenerator, "seed003": Seed003Generator}
 
 
 def make_generator(style: str = "resnet", ngf: int = 64, n_blocks: int = 9, residual: bool = False,
-                   mask: bool = False) -> nn.Module:
-    """A generator by design name (see :data:`GENERATORS`); ``mask=True`` adds GANimation's attention mask."""
+                   mask: bool = False, upsample: str = "transposed") -> nn.Module:
+    """A generator by design name (see :data:`GENERATORS`); ``mask=True`` adds GANimation's attention mask,
+    ``upsample="nearest"`` replaces the transposed convolutions by nearest-neighbour doubling and a convolution."""
     try:
-        return GENERATORS[style](ngf=ngf, n_blocks=n_blocks, residual=residual, mask=mask)
+        return GENERATORS[style](ngf=ngf, n_blocks=n_blocks, residual=residual, mask=mask, upsample=upsample)
     except KeyError:
         raise ValueError(f"no generator design {style!r}; choose one of {sorted(GENERATORS)}") from None
 
@@ -577,6 +586,7 @@ class CycleGAN(Trainable):
         age_aux_ndf: int = 16,
         age_aux_lr: float = 0.0,
         diffaug: str = "",
+        upsample: str = "transposed",
     ):
         if image_size % (8 if generator == "seed003" else 4):
             raise ValueError(f"image_size {image_size} must be a multiple of {8 if generator == 'seed003' else 4} "
@@ -590,9 +600,10 @@ class CycleGAN(Trainable):
         # The options added for real faces go into the config only when they are on, so that the
         # checkpoints of runs made before them (whose config lacks them) still load.
         options = dict(mask=mask, lambda_mask=lambda_mask, lambda_mask_tv=lambda_mask_tv, lambda_age=lambda_age,
-                       age_aux_size=age_aux_size, age_aux_ndf=age_aux_ndf, age_aux_lr=age_aux_lr, diffaug=diffaug)
+                       age_aux_size=age_aux_size, age_aux_ndf=age_aux_ndf, age_aux_lr=age_aux_lr, diffaug=diffaug,
+                       upsample=upsample)
         defaults = dict(mask=False, lambda_mask=0.0, lambda_mask_tv=0.0, lambda_age=0.0, age_aux_size=32,
-                        age_aux_ndf=16, age_aux_lr=0.0, diffaug="")
+                        age_aux_ndf=16, age_aux_lr=0.0, diffaug="", upsample="transposed")
         if lambda_age <= 0:  # the classifier's settings mean nothing without it
             options.pop("age_aux_size"), options.pop("age_aux_ndf"), options.pop("age_aux_lr")
         self.config.update({k: v for k, v in options.items() if v != defaults[k]})
@@ -607,8 +618,8 @@ class CycleGAN(Trainable):
         with torch.random.fork_rng(devices=[]):  # the same seed gives the same starting weights,
             torch.manual_seed(seed)  # without touching the caller's random state
             self.networks = {
-                "G_AB": build(make_generator(generator, ngf, n_blocks, residual, mask)),
-                "G_BA": build(make_generator(generator, ngf, n_blocks, residual, mask)),
+                "G_AB": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample)),
+                "G_BA": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample)),
                 "D_A": build(PatchDiscriminator(ndf, n_layers_D)),
                 "D_B": build(PatchDiscriminator(ndf, n_layers_D)),
             }
@@ -647,7 +658,8 @@ class CycleGAN(Trainable):
                    lr=s.lr, beta1=s.beta1, lr_policy=s.lr_policy, n_epochs_constant=s.n_epochs_constant,
                    n_epochs_decay=s.n_epochs_decay, device=device, precision=precision, compile=compile, seed=s.seed,
                    mask=s.mask, lambda_mask=s.lambda_mask, lambda_mask_tv=s.lambda_mask_tv, lambda_age=s.lambda_age,
-                   age_aux_size=s.age_aux_size, age_aux_ndf=s.age_aux_ndf, age_aux_lr=s.age_aux_lr, diffaug=s.diffaug)
+                   age_aux_size=s.age_aux_size, age_aux_ndf=s.age_aux_ndf, age_aux_lr=s.age_aux_lr, diffaug=s.diffaug,
+                   upsample=s.upsample)
 
     def train_step(self, batch) -> dict:
         real_a, real_b = batch  # a batch of young faces and a batch of old faces, unpaired

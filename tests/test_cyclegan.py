@@ -457,3 +457,18 @@ def test_age_classifier_has_its_own_learning_rate():
     assert m.config["age_aux_lr"] == 1e-3
     assert tiny_model(lambda_age=1.0).opt_C.param_groups[0]["lr"] == pytest.approx(2e-4)  # 0: the model's lr
     assert "age_aux_lr" not in tiny_model(age_aux_lr=1e-3).config  # no classifier, nothing to record
+
+
+@pytest.mark.parametrize("style", ["resnet", "seed003"])
+def test_nearest_upsampling_option(style):
+    G = cg.init_weights(cg.make_generator(style, ngf=8, n_blocks=2, residual=True, upsample="nearest"))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    x = smooth_faces(2)
+    assert torch.allclose(G(x), x)  # still starts as the identity
+    plain = cg.make_generator(style, ngf=8, n_blocks=2, residual=True)
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in plain.modules())  # the default is the paper's
+    m = tiny_model(residual=True, upsample="nearest")
+    assert m.config["upsample"] == "nearest" and "upsample" not in tiny_model().config
+    assert math.isfinite(float(m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))["G"]))
+    with pytest.raises(ValueError, match="upsample"):
+        cg.make_generator(style, ngf=8, n_blocks=2, upsample="bilinear")
