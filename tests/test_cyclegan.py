@@ -472,3 +472,19 @@ def test_nearest_upsampling_option(style):
     assert math.isfinite(float(m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))["G"]))
     with pytest.raises(ValueError, match="upsample"):
         cg.make_generator(style, ngf=8, n_blocks=2, upsample="bilinear")
+
+
+def test_real_face_cpu_setting_builds_a_model_with_its_options():
+    from helpers import config
+
+    s = config.CYCLEGAN_REAL_CPU
+    assert s.mask and s.lambda_age > 0 and s.diffaug and s.residual == config.CYCLEGAN_CPU.residual
+    # the same networks and schedule as the CPU setting: only the options differ
+    cpu = config.CYCLEGAN_CPU
+    assert (s.image_size, s.ngf, s.ndf, s.n_blocks, s.batch_size) == (cpu.image_size, cpu.ngf, cpu.ndf, cpu.n_blocks,
+                                                                      cpu.batch_size)
+    m = cg.CycleGAN.from_settings(s)
+    assert {"C_age", "G_AB"} <= set(m.networks) and m.networks["G_AB"].mask_head is not None
+    x = smooth_faces(1, s.image_size)
+    out = m.train_step((x, -x))
+    assert {"G_mask", "G_age", "C_age"} <= set(out) and all(math.isfinite(float(v)) for v in out.values())
