@@ -585,6 +585,7 @@ class CycleGAN(Trainable):
         age_aux_size: int = 32,
         age_aux_ndf: int = 16,
         age_aux_lr: float = 0.0,
+        age_aux_fakes: bool = False,
         diffaug: str = "",
         upsample: str = "transposed",
     ):
@@ -600,17 +601,19 @@ class CycleGAN(Trainable):
         # The options added for real faces go into the config only when they are on, so that the
         # checkpoints of runs made before them (whose config lacks them) still load.
         options = dict(mask=mask, lambda_mask=lambda_mask, lambda_mask_tv=lambda_mask_tv, lambda_age=lambda_age,
-                       age_aux_size=age_aux_size, age_aux_ndf=age_aux_ndf, age_aux_lr=age_aux_lr, diffaug=diffaug,
-                       upsample=upsample)
+                       age_aux_size=age_aux_size, age_aux_ndf=age_aux_ndf, age_aux_lr=age_aux_lr, age_aux_fakes=age_aux_fakes,
+                       diffaug=diffaug, upsample=upsample)
         defaults = dict(mask=False, lambda_mask=0.0, lambda_mask_tv=0.0, lambda_age=0.0, age_aux_size=32,
-                        age_aux_ndf=16, age_aux_lr=0.0, diffaug="", upsample="transposed")
+                        age_aux_ndf=16, age_aux_lr=0.0, age_aux_fakes=False, diffaug="",
+                        upsample="transposed")
         if lambda_age <= 0:  # the classifier's settings mean nothing without it
-            options.pop("age_aux_size"), options.pop("age_aux_ndf"), options.pop("age_aux_lr")
+            for k in ("age_aux_size", "age_aux_ndf", "age_aux_lr", "age_aux_fakes"):
+                options.pop(k)
         self.config.update({k: v for k, v in options.items() if v != defaults[k]})
         if diffaug:  # refuse an unknown policy name now, not at the first step
             diff_augment(torch.zeros(1, 3, 8, 8), diffaug)
         self.mask, self.lambda_mask, self.lambda_mask_tv = bool(mask), float(lambda_mask), float(lambda_mask_tv)
-        self.lambda_age, self.diffaug = float(lambda_age), str(diffaug)
+        self.lambda_age, self.diffaug, self.age_aux_fakes = float(lambda_age), str(diffaug), bool(age_aux_fakes)
 
         def build(net):
             return self.precision.prepare(init_weights(net).to(self.device))
@@ -658,7 +661,8 @@ class CycleGAN(Trainable):
                    lr=s.lr, beta1=s.beta1, lr_policy=s.lr_policy, n_epochs_constant=s.n_epochs_constant,
                    n_epochs_decay=s.n_epochs_decay, device=device, precision=precision, compile=compile, seed=s.seed,
                    mask=s.mask, lambda_mask=s.lambda_mask, lambda_mask_tv=s.lambda_mask_tv, lambda_age=s.lambda_age,
-                   age_aux_size=s.age_aux_size, age_aux_ndf=s.age_aux_ndf, age_aux_lr=s.age_aux_lr, diffaug=s.diffaug,
+                   age_aux_size=s.age_aux_size, age_aux_ndf=s.age_aux_ndf, age_aux_lr=s.age_aux_lr, age_aux_fakes=s.age_aux_fakes,
+                   diffaug=s.diffaug,
                    upsample=s.upsample)
 
     def train_step(self, batch) -> dict:
@@ -723,12 +727,19 @@ class CycleGAN(Trainable):
         amp.backward(losses["D_A"] + losses["D_B"])
         amp.step(self.opt_D)
 
-        # 3. The auxiliary age classifier, on real training faces only: young -> 0, old -> 1.
+        # 3. The auxiliary age classifier, on real training faces: young -> 0, old -> 1. With
+        #    age_aux_fakes, also on the (detached) fakes, labelled with the age they were made from:
+        #    it then learns to see through whatever shortcut the generators take, and only a face
+        #    that really looks old reads old (an adversarial classifier, in the spirit of the twin
+        #    auxiliary classifiers of Gong et al., 2019).
         if self.C_age is not None:
             self.C_age.requires_grad_(True)
+            faces, labels = [real_a, real_b], [0.0, 1.0]
+            if self.age_aux_fakes:
+                faces, labels = faces + [fake_b.detach(), fake_a.detach()], labels + [0.0, 1.0]
             with amp.autocast():
-                logits = self.C_age(aug(torch.cat([real_a, real_b]))).float()
-                target = torch.cat([torch.zeros(len(real_a)), torch.ones(len(real_b))]).to(logits.device)
+                logits = self.C_age(aug(torch.cat(faces))).float()
+                target = torch.cat([torch.full((len(f),), v) for f, v in zip(faces, labels)]).to(logits.device)
                 losses["C_age"] = F.binary_cross_entropy_with_logits(logits, target)
             self.opt_C.zero_grad(set_to_none=True)
             amp.backward(losses["C_age"])

@@ -488,3 +488,31 @@ def test_real_face_cpu_setting_builds_a_model_with_its_options():
     x = smooth_faces(1, s.image_size)
     out = m.train_step((x, -x))
     assert {"G_mask", "G_age", "C_age"} <= set(out) and all(math.isfinite(float(v)) for v in out.values())
+
+
+def test_age_classifier_can_learn_the_fakes_as_their_source_age(monkeypatch):
+    """With age_aux_fakes, the classifier's batch holds the detached fakes too, labelled with the domain they came from."""
+    m = tiny_model(residual=True, lambda_age=1.0, age_aux_fakes=True, age_aux_ndf=4, age_aux_size=16)
+    assert m.config["age_aux_fakes"] is True
+    seen = []
+    C = m.networks["C_age"]
+    real_forward = C.forward
+
+    def spy(x):
+        seen.append((x.shape[0], x.requires_grad, torch.is_grad_enabled() and any(p.requires_grad for p in C.parameters())))
+        return real_forward(x)
+
+    monkeypatch.setattr(C, "forward", spy)
+    a, b = smooth_faces(2, seed=1), smooth_faces(2, seed=2)
+    m.train_step((a, b))
+    # two generator-loss calls on the fakes (C frozen), then one training call on 2 + 2 real and 2 + 2 fake faces
+    assert [n for n, _, _ in seen] == [2, 2, 8]
+    assert seen[-1][2] and not seen[0][2]
+    assert not seen[-1][1]  # the fakes are detached: the classifier's update does not reach the generators
+    plain = tiny_model(residual=True, lambda_age=1.0, age_aux_ndf=4, age_aux_size=16)
+    Cp = plain.networks["C_age"]
+    sizes = []
+    fwd = Cp.forward
+    monkeypatch.setattr(Cp, "forward", lambda x: (sizes.append(x.shape[0]), fwd(x))[1])
+    plain.train_step((a, b))
+    assert sizes == [2, 2, 4]  # real faces only
