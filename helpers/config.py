@@ -153,6 +153,7 @@ class CycleGANSettings:
     age_aux_ndf: int = 16  # its base channels
     age_aux_lr: float = 0.0  # its Adam learning rate (0: lr); it sees two faces a step at batch 1, so faster helps
     age_aux_fakes: bool = False  # it also learns the fakes as the age they came from (so it cannot be fooled cheaply)
+    age_aux_batch: int = 0  # >0: it also learns from this many remembered real faces of each domain per step
     diffaug: str = ""  # DiffAugment policy for the discriminators (Zhao et al., 2020), e.g. "color,translation"
     upsample: str = "transposed"  # generator upsampling: "transposed" (the paper's) or "nearest" + conv (no checkerboard)
 

@@ -488,6 +488,38 @@ class ImagePool:
         self.rng.setstate((state["rng_version"], tuple(int(v) for v in state["rng"].tolist()), None))
 
 
+class FaceMemory:
+    """The last ``size`` real faces seen, kept as uint8 on the CPU, to give the auxiliary age classifier bigger batches.
+
+    At batch 1, one training step brings one face of each domain: far too few for a classifier
+    to learn age from. ``add(faces)`` stores a batch (in [-1, 1]); ``sample(k)`` draws ``k`` of
+    the stored faces (with replacement) back in [-1, 1]. Not checkpointed: after a resume it
+    fills again from the faces that come.
+    """
+
+    def __init__(self, size: int = 2000, seed: int = 0):
+        self.size, self.n, self.next = int(size), 0, 0
+        self.images: torch.Tensor | None = None
+        self.g = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @torch.no_grad()
+    def add(self, faces: torch.Tensor) -> None:
+        x = faces.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+        if self.images is None:
+            self.images = torch.empty((self.size, *x.shape[1:]), dtype=torch.uint8)
+        for img in x:
+            self.images[self.next] = img
+            self.next = (self.next + 1) % self.size
+            self.n = min(self.n + 1, self.size)
+
+    def sample(self, k: int, device=None) -> torch.Tensor:
+        idx = torch.randint(0, self.n, (k,), generator=self.g)
+        return self.images[idx].to(device).float().div(127.5).sub(1)
+
+
 # --------------------------------------------------------------------------- learning-rate schedules
 
 
@@ -586,6 +618,7 @@ class CycleGAN(Trainable):
         age_aux_ndf: int = 16,
         age_aux_lr: float = 0.0,
         age_aux_fakes: bool = False,
+        age_aux_batch: int = 0,
         diffaug: str = "",
         upsample: str = "transposed",
     ):
@@ -602,18 +635,22 @@ class CycleGAN(Trainable):
         # checkpoints of runs made before them (whose config lacks them) still load.
         options = dict(mask=mask, lambda_mask=lambda_mask, lambda_mask_tv=lambda_mask_tv, lambda_age=lambda_age,
                        age_aux_size=age_aux_size, age_aux_ndf=age_aux_ndf, age_aux_lr=age_aux_lr, age_aux_fakes=age_aux_fakes,
-                       diffaug=diffaug, upsample=upsample)
+                       age_aux_batch=age_aux_batch, diffaug=diffaug, upsample=upsample)
         defaults = dict(mask=False, lambda_mask=0.0, lambda_mask_tv=0.0, lambda_age=0.0, age_aux_size=32,
-                        age_aux_ndf=16, age_aux_lr=0.0, age_aux_fakes=False, diffaug="",
-                        upsample="transposed")
+                        age_aux_ndf=16, age_aux_lr=0.0, age_aux_fakes=False, age_aux_batch=0,
+                        diffaug="", upsample="transposed")
         if lambda_age <= 0:  # the classifier's settings mean nothing without it
-            for k in ("age_aux_size", "age_aux_ndf", "age_aux_lr", "age_aux_fakes"):
+            for k in ("age_aux_size", "age_aux_ndf", "age_aux_lr", "age_aux_fakes", "age_aux_batch"):
                 options.pop(k)
         self.config.update({k: v for k, v in options.items() if v != defaults[k]})
         if diffaug:  # refuse an unknown policy name now, not at the first step
             diff_augment(torch.zeros(1, 3, 8, 8), diffaug)
         self.mask, self.lambda_mask, self.lambda_mask_tv = bool(mask), float(lambda_mask), float(lambda_mask_tv)
         self.lambda_age, self.diffaug, self.age_aux_fakes = float(lambda_age), str(diffaug), bool(age_aux_fakes)
+        self.age_aux_batch = int(age_aux_batch)
+        # remembered real faces of each domain, for the age classifier's bigger batches (age_aux_batch > 0)
+        self.memory_A, self.memory_B = (FaceMemory(seed=seed + 2), FaceMemory(seed=seed + 3)) \
+            if self.age_aux_batch > 0 and self.lambda_age > 0 else (None, None)
 
         def build(net):
             return self.precision.prepare(init_weights(net).to(self.device))
@@ -662,7 +699,7 @@ class CycleGAN(Trainable):
                    n_epochs_decay=s.n_epochs_decay, device=device, precision=precision, compile=compile, seed=s.seed,
                    mask=s.mask, lambda_mask=s.lambda_mask, lambda_mask_tv=s.lambda_mask_tv, lambda_age=s.lambda_age,
                    age_aux_size=s.age_aux_size, age_aux_ndf=s.age_aux_ndf, age_aux_lr=s.age_aux_lr, age_aux_fakes=s.age_aux_fakes,
-                   diffaug=s.diffaug,
+                   age_aux_batch=s.age_aux_batch, diffaug=s.diffaug,
                    upsample=s.upsample)
 
     def train_step(self, batch) -> dict:
@@ -735,6 +772,13 @@ class CycleGAN(Trainable):
         if self.C_age is not None:
             self.C_age.requires_grad_(True)
             faces, labels = [real_a, real_b], [0.0, 1.0]
+            if self.memory_A is not None:
+                self.memory_A.add(real_a)
+                self.memory_B.add(real_b)
+                k = self.age_aux_batch
+                faces += [self.memory_A.sample(k, real_a.device).to(real_a.dtype),
+                          self.memory_B.sample(k, real_b.device).to(real_b.dtype)]
+                labels += [0.0, 1.0]
             if self.age_aux_fakes:
                 faces, labels = faces + [fake_b.detach(), fake_a.detach()], labels + [0.0, 1.0]
             with amp.autocast():

@@ -516,3 +516,28 @@ def test_age_classifier_can_learn_the_fakes_as_their_source_age(monkeypatch):
     monkeypatch.setattr(Cp, "forward", lambda x: (sizes.append(x.shape[0]), fwd(x))[1])
     plain.train_step((a, b))
     assert sizes == [2, 2, 4]  # real faces only
+
+
+def test_face_memory_keeps_the_last_faces_and_samples_them_back():
+    mem = cg.FaceMemory(size=3, seed=0)
+    faces = torch.linspace(-1, 1, 5).view(5, 1, 1, 1).expand(5, 3, 2, 2).contiguous()
+    mem.add(faces[:2])
+    assert len(mem) == 2
+    mem.add(faces[2:])
+    assert len(mem) == 3  # the oldest two were overwritten
+    drawn = mem.sample(50)
+    assert drawn.shape == (50, 3, 2, 2)
+    values = set(drawn[:, 0, 0, 0].round(decimals=2).tolist())
+    assert values <= {0.0, 0.5, 1.0} and len(values) == 3  # faces 2, 3, 4 (values 0, 0.5, 1), up to uint8 rounding
+
+
+def test_age_classifier_batch_grows_with_remembered_faces(monkeypatch):
+    m = tiny_model(residual=True, lambda_age=1.0, age_aux_batch=5, age_aux_ndf=4, age_aux_size=16)
+    assert m.config["age_aux_batch"] == 5 and m.memory_A is not None
+    assert tiny_model(residual=True, lambda_age=1.0).memory_A is None  # off by default
+    C = m.networks["C_age"]
+    sizes = []
+    fwd = C.forward
+    monkeypatch.setattr(C, "forward", lambda x: (sizes.append(x.shape[0]), fwd(x))[1])
+    m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    assert sizes == [2, 2, 2 + 2 + 5 + 5] and len(m.memory_A) == 2 == len(m.memory_B)
