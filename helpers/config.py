@@ -274,7 +274,7 @@ class EvalSettings:
 
 
 EVAL = pick(
-    EvalSettings(image_size=64, width=16, steps=1500, batch_size=64, n_faces=500),
+    EvalSettings(image_size=64, width=16, steps=2500, batch_size=64, n_faces=500),
     EvalSettings(image_size=32, width=8, steps=30, batch_size=16, n_faces=24, encoder_faces=16, fid_download=False,
                  run_name="eval-smoke"),
 )
