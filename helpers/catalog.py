@@ -96,7 +96,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
     ModelSpec("dcgan", "DCGAN on faces", "02_gan_basics.ipynb", lambda device, source: config.DCGAN,
               dcgan.setup_dcgan, "dcgan", _names("DCGAN")),
     ModelSpec("cyclegan", "CycleGAN young <-> old", "03_cyclegan.ipynb", cyclegan.default_settings,
-              cyclegan.setup_cyclegan, "cyclegan", _names("CYCLEGAN", "CYCLEGAN_CPU"), cyclegan.load_run,
+              cyclegan.setup_cyclegan, "cyclegan", _names("CYCLEGAN_REAL_CPU", "CYCLEGAN_REAL", "CYCLEGAN", "CYCLEGAN_CPU"), cyclegan.load_run,
               weights="generators.pt"),
     ModelSpec("cdcgan", "conditional DCGAN, the seed's age groups 20-30 / 40-50", "04_conditional_dcgan.ipynb",
               lambda device, source: config.CDCGAN, _setup_cdcgan(False), "cdcgan", _cdcgan_names(False),

@@ -121,7 +121,12 @@ def _conv_in_relu(c_in, c_out, k, stride=1, padding=0, padding_mode="zeros"):
             nn.InstanceNorm2d(c_out), nn.ReLU(True)]
 
 
-def _up_in_relu(c_in, c_out):
+def _up_in_relu(c_in, c_out, upsample="transposed"):
+    if upsample == "nearest":  # nearest-neighbour doubling, then a 3x3 convolution: no checkerboard (Odena et al., 2016)
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3, bias=False),
+                nn.InstanceNorm2d(c_out), nn.ReLU(True)]
+    if upsample != "transposed":
+        raise ValueError(f"upsample={upsample!r}: use 'transposed' or 'nearest'")
     # A 3x3 transposed convolution with stride 2 doubles the size exactly (output_padding=1).
     return [nn.ConvTranspose2d(c_in, c_out, 3, 2, padding=1, output_padding=1, bias=False),
             nn.InstanceNorm2d(c_out), nn.ReLU(True)]
@@ -145,13 +150,14 @@ class ResnetGenerator(nn.Module):
     learn to redraw every face first. Much faster to train; used for the short CPU setting.
     """
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False,
+                 upsample: str = "transposed"):
         super().__init__()
         self.residual = residual
         layers = [nn.ReflectionPad2d(3), *_conv_in_relu(3, ngf, 7)]
         layers += _conv_in_relu(ngf, ngf * 2, 3, 2, 1) + _conv_in_relu(ngf * 2, ngf * 4, 3, 2, 1)
         layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
-        layers += _up_in_relu(ngf * 4, ngf * 2) + _up_in_relu(ngf * 2, ngf)
+        layers += _up_in_relu(ngf * 4, ngf * 2, upsample) + _up_in_relu(ngf * 2, ngf, upsample)
         layers += _to_rgb(ngf)
         self.net = nn.Sequential(*layers)
         self.mask_head = _mask_head(ngf) if mask else None
@@ -217,14 +223,16 @@ class Seed003Generator(nn.Module):
     less room for fine detail such as wrinkles. ``residual`` as for :class:`ResnetGenerator`.
     """
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, residual: bool = False, mask: bool = False,
+                 upsample: str = "transposed"):
         super().__init__()
         self.residual = residual
         layers = []
         for c_in, c_out in ((3, ngf), (ngf, ngf * 2), (ngf * 2, ngf * 4)):
             layers += _conv_in_relu(c_in, c_out, 4, 2, 1, padding_mode="reflect")
         layers += [ResidualBlock(ngf * 4, inner=ngf) for _ in range(n_blocks)]
-        layers += _up_in_relu(ngf * 4, ngf * 2) + _up_in_relu(ngf * 2, ngf) + _up_in_relu(ngf, max(1, ngf // 2))
+        layers += (_up_in_relu(ngf * 4, ngf * 2, upsample) + _up_in_relu(ngf * 2, ngf, upsample)
+                   + _up_in_relu(ngf, max(1, ngf // 2), upsample))
         layers += _to_rgb(max(1, ngf // 2))
         self.net = nn.Sequential(*layers)
         self.mask_head = _mask_head(max(1, ngf // 2)) if mask else None
@@ -241,10 +249,11 @@ GENERATORS = {"resnet": ResnetGenerator, "seed003": Seed003Generator}
 
 
 def make_generator(style: str = "resnet", ngf: int = 64, n_blocks: int = 9, residual: bool = False,
-                   mask: bool = False) -> nn.Module:
-    """A generator by design name (see :data:`GENERATORS`); ``mask=True`` adds GANimation's attention mask."""
+                   mask: bool = False, upsample: str = "transposed") -> nn.Module:
+    """A generator by design name (see :data:`GENERATORS`); ``mask=True`` adds GANimation's attention mask,
+    ``upsample="nearest"`` replaces the transposed convolutions by nearest-neighbour doubling and a convolution."""
     try:
-        return GENERATORS[style](ngf=ngf, n_blocks=n_blocks, residual=residual, mask=mask)
+        return GENERATORS[style](ngf=ngf, n_blocks=n_blocks, residual=residual, mask=mask, upsample=upsample)
     except KeyError:
         raise ValueError(f"no generator design {style!r}; choose one of {sorted(GENERATORS)}") from None
 
@@ -427,6 +436,38 @@ class ImagePool:
         self.rng.setstate((state["rng_version"], tuple(int(v) for v in state["rng"].tolist()), None))
 
 
+class FaceMemory:
+    """The last ``size`` real faces seen, kept as uint8 on the CPU, to give the auxiliary age classifier bigger batches.
+
+    At batch 1, one training step brings one face of each domain: far too few for a classifier
+    to learn age from. ``add(faces)`` stores a batch (in [-1, 1]); ``sample(k)`` draws ``k`` of
+    the stored faces (with replacement) back in [-1, 1]. Not checkpointed: after a resume it
+    fills again from the faces that come.
+    """
+
+    def __init__(self, size: int = 2000, seed: int = 0):
+        self.size, self.n, self.next = int(size), 0, 0
+        self.images: torch.Tensor | None = None
+        self.g = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @torch.no_grad()
+    def add(self, faces: torch.Tensor) -> None:
+        x = faces.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+        if self.images is None:
+            self.images = torch.empty((self.size, *x.shape[1:]), dtype=torch.uint8)
+        for img in x:
+            self.images[self.next] = img
+            self.next = (self.next + 1) % self.size
+            self.n = min(self.n + 1, self.size)
+
+    def sample(self, k: int, device=None) -> torch.Tensor:
+        idx = torch.randint(0, self.n, (k,), generator=self.g)
+        return self.images[idx].to(device).float().div(127.5).sub(1)
+
+
 # --------------------------------------------------------------------------- the model
 
 def generator_losses(model: "CycleGAN", real_a: torch.Tensor, real_b: torch.Tensor):
@@ -502,6 +543,11 @@ class CycleGAN(Trainable):
             diff_augment(torch.zeros(1, 3, 8, 8), s.diffaug)
         self.mask, self.lambda_mask, self.lambda_mask_tv = bool(mask), float(s.lambda_mask), float(s.lambda_mask_tv)
         self.lambda_age, self.diffaug = float(s.lambda_age), str(s.diffaug)
+        self.age_aux_fakes, self.age_aux_batch = bool(s.age_aux_fakes), int(s.age_aux_batch)
+        upsample = s.upsample
+        # remembered real faces of each domain, for the age classifier's bigger batches (age_aux_batch > 0)
+        self.memory_A, self.memory_B = (FaceMemory(seed=seed + 2), FaceMemory(seed=seed + 3)) \
+            if self.age_aux_batch > 0 and self.lambda_age > 0 else (None, None)
 
         def build(net):
             return self.precision.prepare(init_weights(net).to(self.device))
@@ -509,8 +555,8 @@ class CycleGAN(Trainable):
         with torch.random.fork_rng(devices=[]):  # the same seed gives the same starting weights,
             torch.manual_seed(seed)  # without touching the caller's random state
             self.networks = {
-                "G_AB": build(make_generator(generator, ngf, n_blocks, residual, mask)),
-                "G_BA": build(make_generator(generator, ngf, n_blocks, residual, mask)),
+                "G_AB": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample)),
+                "G_BA": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample)),
                 "D_A": build(PatchDiscriminator(ndf, n_layers_D)),
                 "D_B": build(PatchDiscriminator(ndf, n_layers_D)),
             }
@@ -584,12 +630,26 @@ class CycleGAN(Trainable):
         amp.backward(losses["D_A"] + losses["D_B"])
         amp.step(self.opt_D)
 
-        # 3. The auxiliary age classifier, on real training faces only: young -> 0, old -> 1.
+        # 3. The auxiliary age classifier, on real training faces: young -> 0, old -> 1. With
+        #    age_aux_fakes, also on the (detached) fakes, labelled with the age they were made from:
+        #    it then learns to see through whatever shortcut the generators take, and only a face
+        #    that really looks old reads old (an adversarial classifier, in the spirit of the twin
+        #    auxiliary classifiers of Gong et al., 2019).
         if self.C_age is not None:
             self.C_age.requires_grad_(True)
+            faces, labels = [real_a, real_b], [0.0, 1.0]
+            if self.memory_A is not None:
+                self.memory_A.add(real_a)
+                self.memory_B.add(real_b)
+                k = self.age_aux_batch
+                faces += [self.memory_A.sample(k, real_a.device).to(real_a.dtype),
+                          self.memory_B.sample(k, real_b.device).to(real_b.dtype)]
+                labels += [0.0, 1.0]
+            if self.age_aux_fakes:
+                faces, labels = faces + [fake_b.detach(), fake_a.detach()], labels + [0.0, 1.0]
             with amp.autocast():
-                logits = self.C_age(aug(torch.cat([real_a, real_b]))).float()
-                target = torch.cat([torch.zeros(len(real_a)), torch.ones(len(real_b))]).to(logits.device)
+                logits = self.C_age(aug(torch.cat(faces))).float()
+                target = torch.cat([torch.full((len(f),), v) for f, v in zip(faces, labels)]).to(logits.device)
                 losses["C_age"] = F.binary_cross_entropy_with_logits(logits, target)
             self.opt_C.zero_grad(set_to_none=True)
             amp.backward(losses["C_age"])
@@ -754,8 +814,16 @@ def load_generators(path, device="cpu") -> CycleGAN:
 
 
 def default_settings(device="cpu", source: str = "toy"):
-    """:data:`helpers.config.CYCLEGAN` on a CUDA GPU, :data:`helpers.config.CYCLEGAN_CPU` elsewhere."""
-    return config.CYCLEGAN if torch.device(device).type == "cuda" else config.CYCLEGAN_CPU
+    """The settings for a device and a face source.
+
+    - toy faces: :data:`helpers.config.CYCLEGAN` on a CUDA GPU, :data:`helpers.config.CYCLEGAN_CPU` elsewhere;
+    - real faces: :data:`helpers.config.CYCLEGAN_REAL` on a CUDA GPU, :data:`helpers.config.CYCLEGAN_REAL_CPU`
+      elsewhere (the mask, the auxiliary age classifier and DiffAugment that make real faces age).
+    """
+    gpu = torch.device(device).type == "cuda"
+    if source == "toy":
+        return config.CYCLEGAN if gpu else config.CYCLEGAN_CPU
+    return config.CYCLEGAN_REAL if gpu else config.CYCLEGAN_REAL_CPU
 
 
 def toy_ground_truth(table, age: float, size: int) -> torch.Tensor:

@@ -461,3 +461,87 @@ def test_age_classifier_has_its_own_learning_rate():
     assert m.config["age_aux_lr"] == 1e-3
     assert tiny_model(lambda_age=1.0).opt_C.param_groups[0]["lr"] == pytest.approx(2e-4)  # 0: the model's lr
     assert not hasattr(tiny_model(age_aux_lr=1e-3), "opt_C")  # no classifier, no optimiser for it
+
+
+@pytest.mark.parametrize("style", ["resnet", "seed003"])
+def test_nearest_upsampling_option(style):
+    G = cg.init_weights(cg.make_generator(style, ngf=8, n_blocks=2, residual=True, upsample="nearest"))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    x = smooth_faces(2)
+    assert torch.allclose(G(x), x)  # still starts as the identity
+    plain = cg.make_generator(style, ngf=8, n_blocks=2, residual=True)
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in plain.modules())  # the default is the paper's
+    m = tiny_model(residual=True, upsample="nearest")
+    assert m.config["upsample"] == "nearest" and tiny_model().config["upsample"] == "transposed"
+    assert math.isfinite(float(m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))["G"]))
+    with pytest.raises(ValueError, match="upsample"):
+        cg.make_generator(style, ngf=8, n_blocks=2, upsample="bilinear")
+
+
+def test_real_face_cpu_setting_builds_a_model_with_its_options():
+    from helpers import config
+
+    s = config.CYCLEGAN_REAL_CPU
+    assert s.mask and s.lambda_age > 0 and s.diffaug and s.residual == config.CYCLEGAN_CPU.residual
+    # the same networks and schedule as the CPU setting: only the options differ
+    cpu = config.CYCLEGAN_CPU
+    assert (s.image_size, s.ngf, s.ndf, s.n_blocks, s.batch_size) == (cpu.image_size, cpu.ngf, cpu.ndf, cpu.n_blocks,
+                                                                      cpu.batch_size)
+    m = cg.CycleGAN(s)
+    assert {"C_age", "G_AB"} <= set(m.networks) and m.networks["G_AB"].mask_head is not None
+    x = smooth_faces(1, s.image_size)
+    out = m.train_step((x, -x))
+    assert {"G_mask", "G_age", "C_age"} <= set(out) and all(math.isfinite(float(v)) for v in out.values())
+
+
+def test_age_classifier_can_learn_the_fakes_as_their_source_age(monkeypatch):
+    """With age_aux_fakes, the classifier's batch holds the detached fakes too, labelled with the domain they came from."""
+    m = tiny_model(residual=True, lambda_age=1.0, age_aux_fakes=True, age_aux_ndf=4, age_aux_size=16)
+    assert m.config["age_aux_fakes"] is True
+    seen = []
+    C = m.networks["C_age"]
+    real_forward = C.forward
+
+    def spy(x):
+        seen.append((x.shape[0], x.requires_grad, torch.is_grad_enabled() and any(p.requires_grad for p in C.parameters())))
+        return real_forward(x)
+
+    monkeypatch.setattr(C, "forward", spy)
+    a, b = smooth_faces(2, seed=1), smooth_faces(2, seed=2)
+    m.train_step((a, b))
+    # two generator-loss calls on the fakes (C frozen), then one training call on 2 + 2 real and 2 + 2 fake faces
+    assert [n for n, _, _ in seen] == [2, 2, 8]
+    assert seen[-1][2] and not seen[0][2]
+    assert not seen[-1][1]  # the fakes are detached: the classifier's update does not reach the generators
+    plain = tiny_model(residual=True, lambda_age=1.0, age_aux_ndf=4, age_aux_size=16)
+    Cp = plain.networks["C_age"]
+    sizes = []
+    fwd = Cp.forward
+    monkeypatch.setattr(Cp, "forward", lambda x: (sizes.append(x.shape[0]), fwd(x))[1])
+    plain.train_step((a, b))
+    assert sizes == [2, 2, 4]  # real faces only
+
+
+def test_face_memory_keeps_the_last_faces_and_samples_them_back():
+    mem = cg.FaceMemory(size=3, seed=0)
+    faces = torch.linspace(-1, 1, 5).view(5, 1, 1, 1).expand(5, 3, 2, 2).contiguous()
+    mem.add(faces[:2])
+    assert len(mem) == 2
+    mem.add(faces[2:])
+    assert len(mem) == 3  # the oldest two were overwritten
+    drawn = mem.sample(50)
+    assert drawn.shape == (50, 3, 2, 2)
+    values = set(drawn[:, 0, 0, 0].round(decimals=2).tolist())
+    assert values <= {0.0, 0.5, 1.0} and len(values) == 3  # faces 2, 3, 4 (values 0, 0.5, 1), up to uint8 rounding
+
+
+def test_age_classifier_batch_grows_with_remembered_faces(monkeypatch):
+    m = tiny_model(residual=True, lambda_age=1.0, age_aux_batch=5, age_aux_ndf=4, age_aux_size=16)
+    assert m.config["age_aux_batch"] == 5 and m.memory_A is not None
+    assert tiny_model(residual=True, lambda_age=1.0).memory_A is None  # off by default
+    C = m.networks["C_age"]
+    sizes = []
+    fwd = C.forward
+    monkeypatch.setattr(C, "forward", lambda x: (sizes.append(x.shape[0]), fwd(x))[1])
+    m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
+    assert sizes == [2, 2, 2 + 2 + 5 + 5] and len(m.memory_A) == 2 == len(m.memory_B)
