@@ -537,7 +537,9 @@ def main(argv=None) -> int:
     print(config.summary())
     t0 = time.time()
     try:
-        models = args.models if not args.pretrained or args.models != list(MODELS) else list(pretrained.SHIPPED)
+        models = args.models
+        if args.pretrained and args.models == list(MODELS):  # no --models: every shipped file there is
+            models = [m for m in pretrained.SHIPPED if pretrained.path_of(m).is_file()] or list(pretrained.SHIPPED)
         rows = evaluate_all(models, args.data, args.data_path, args.runs_dir, s, args.fid, args.retrain, device,
                             max_images=args.max_images, use_pretrained=args.pretrained)
     except (FileNotFoundError, ValueError, CheckpointMismatch, pretrained.WeightsError) as e:  # a wrong folder or data: say so, no traceback
