@@ -91,6 +91,7 @@ import torch.nn.functional as F
 
 from . import config
 from .splits import AgeRange
+from .training import progress_display
 
 __all__ = [
     "MAX_AGE", "TRAITS", "FaceCNN", "AgeClassifier", "TraitClassifier", "train_classifier",
@@ -334,11 +335,7 @@ def _train(net, images, targets, steps, batch_size, lr, age_sigma, seed, device,
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     shift = max(1, net.image_size // 16)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=f"{getattr(net, 'kind', 'classifier')} classifier", leave=False, mininterval=2)
+    bar = progress_display(steps, 0, progress, desc=f"{getattr(net, 'kind', 'classifier')} classifier", every=250)
     for _ in range(steps):
         idx = torch.randint(0, len(x_all), (min(batch_size, len(x_all)),), generator=g)
         x = net.prepare(x_all[idx])
@@ -358,11 +355,8 @@ def _train(net, images, targets, steps, batch_size, lr, age_sigma, seed, device,
         loss.backward()
         opt.step()
         sched.step()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    if bar is not None:
-        bar.close()
+        bar.show({"loss": loss.item()})
+    bar.close()
     return net.eval()
 
 

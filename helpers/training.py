@@ -543,7 +543,7 @@ class Trainer:
             return self.history
         for net in self.model.networks.values():
             net.train()
-        bar = _progress(total, self.step, self.progress, desc=self.model.name, every=self.log_every)
+        bar = progress_display(total, self.step, self.progress, desc=self.model.name, every=self.log_every)
         try:
             while not done():
                 stopped = self._run_epoch(bar, steps)
@@ -614,8 +614,9 @@ def _interactive(stream) -> bool:
     return bool(isatty and isatty())
 
 
-def _progress(total, initial, enabled, desc, every=50):
-    """The progress display ``fit`` uses: ``show(losses)`` after each step, ``close()`` at the end."""
+def progress_display(total, initial=0, enabled=True, desc="training", every=50):
+    """The progress display ``fit`` uses (and the evaluation's classifiers): ``show(losses)`` after each step,
+    ``close()`` at the end. A bar in a terminal or notebook; one short line every ``every`` steps in a log file."""
     if not enabled:
         return _Silent()
     if _interactive(sys.stderr):
