@@ -797,6 +797,15 @@ def save_generators(model: CycleGAN, path) -> Path:
     return path
 
 
+def generator_from(c: dict, weights: dict | None = None, device="cpu") -> nn.Module:
+    """One generator rebuilt from a model config ``c`` (a checkpoint's, or ``model.config``), with ``weights``, in eval mode."""
+    s = config.settings_from(config.CYCLEGAN, c)
+    G = make_generator(s.generator, s.ngf, s.n_blocks, s.residual, s.mask, s.upsample)
+    if weights is not None:
+        G.load_state_dict(weights)
+    return G.to(device).eval()
+
+
 def load_generators(path, device="cpu") -> CycleGAN:
     """A :class:`CycleGAN` with the generators saved by :func:`save_generators`, ready to ``translate``.
 

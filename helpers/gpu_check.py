@@ -273,9 +273,7 @@ def load_generator(paths, device="cpu") -> torch.nn.Module:
     c = json.loads(meta["config"])
     weights = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     if meta.get("model") == "cyclegan":
-        G = cyclegan.make_generator(c["generator"], c["ngf"], c["n_blocks"], c["residual"])
-        G.load_state_dict(weights)
-        return G.to(device).eval()
+        return cyclegan.generator_from(c, weights, device)
     if meta.get("model") == "agegan":
         return agegan.generator_from(c, weights, device)
     raise ValueError(f"these files hold a {meta.get('model')!r} network; known: 'cyclegan', 'agegan'")

@@ -20,10 +20,13 @@ from helpers.training import Checkpointer  # noqa: E402
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
-    """An empty RUNS_DIR."""
+    """An empty RUNS_DIR, and no shipped weights (tests/test_pretrained.py covers those)."""
+    from helpers import pretrained
+
     d = tmp_path / "runs"
     d.mkdir()
     monkeypatch.setattr(config, "RUNS_DIR", d)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "no-weights")
     return d
 
 
