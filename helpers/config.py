@@ -141,6 +141,28 @@ DCGAN = pick(
 
 
 @dataclass(frozen=True)
+class ToyGANSettings:
+    """Sizes of the warm-up (notebook 02, section 2)."""
+
+    modes: int = 8  # clouds on the ring
+    radius: float = 2.0  # the ring's radius
+    std: float = 0.12  # each cloud's standard deviation
+    n_points: int = 2048  # real points drawn once
+    nz: int = 4  # noise dimensions
+    hidden: int = 64  # width of both networks' hidden layers
+    lr: float = 1e-3  # Adam, both players
+    beta1: float = 0.5
+    batch_size: int = 128
+    steps: int = 2000
+    n_frames: int = 9  # snapshots of the game, evenly spaced (the first before any step)
+    seed: int = 0
+
+
+#: The warm-up's settings (a few steps in smoke mode).
+TOYGAN = pick(ToyGANSettings(), ToyGANSettings(steps=30, n_frames=4, n_points=256))
+
+
+@dataclass(frozen=True)
 class CycleGANSettings:
     """CycleGAN young <-> old (notebook 03, ``python -m helpers.train cyclegan``).
 
