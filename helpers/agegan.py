@@ -73,9 +73,7 @@ head on real faces) and ``acc_fake`` (the age head reading the *target* group in
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -86,7 +84,6 @@ from PIL import Image
 from torch import nn
 
 from . import config
-from .cache import build_cache
 from .plots import denormalize
 from .layers import ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1, count_parameters, init_weights, make_scheduler
 from .metrics import PUBLISHED_SEED001, accuracy, train_group_classifier

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
 
 from . import agegan, cdcgan, config, cyclegan, dcgan, encoder
 from .sources import SOURCES

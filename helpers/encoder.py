@@ -52,7 +52,6 @@ The generator used here is a frozen copy with re-estimated batch-norm statistics
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path

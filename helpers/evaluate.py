@@ -54,11 +54,6 @@ def find_run(model: str, runs_dir=None) -> Path | None:
     return catalog.get(model).find_run(runs_dir)
 
 
-def load_cyclegan(run_dir, device="cpu"):
-    """``(model, info)``: the CycleGAN of a run folder and its ``data``, ``young`` and ``old`` (from the checkpoint)."""
-    return catalog.get("cyclegan").loader(run_dir, device)
-
-
 # --------------------------------------------------------------------------- shared context
 
 
@@ -193,7 +188,7 @@ def _toy_truth(judges: Judges, test, idx, ages_at, size):
 def translate_cyclegan(run_dir, judges: Judges, model=None, info: dict | None = None) -> list[Translations]:
     """CycleGAN's two directions on the test faces of its two domains: young -> old (G_AB), old -> young (G_BA)."""
     if model is None:
-        model, info = load_cyclegan(run_dir, judges.device)
+        model, info = catalog.get("cyclegan").loader(run_dir, judges.device)
     preset = PRESETS.get(judges.source, PRESETS["utkface"])
     young, old = check_ranges([(info or {}).get("young") or preset.young, (info or {}).get("old") or preset.old])
     groups = [young, old]

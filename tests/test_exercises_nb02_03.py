@@ -193,28 +193,8 @@ def test_identity_losses():
     expect(nb03.check_identity_losses, lambda G_AB, G_BA, a, b, w: {"idt_A": 0}, "keys")
 
 
-def make_query(return_new=False, store_new=True, detach=True):
-    def query(pool, images):
-        if detach:
-            images = images.detach()
-        if pool.size == 0:
-            return images
-        out = []
-        for img in images:
-            if len(pool.images) < pool.size:
-                pool.images.append(img.clone())
-                out.append(img)
-            elif pool.rng.random() < 0.5:
-                i = pool.rng.randrange(pool.size)
-                old = pool.images[i]
-                if store_new:
-                    pool.images[i] = img.clone()
-                out.append(img if return_new else old)
-            else:
-                out.append(img)
-        return torch.stack(out)
-
-    return query
+def make_query(**mistake):
+    return lambda pool, images: nb03.query_variant(pool, images, **mistake)
 
 
 def test_pool_query():

@@ -127,9 +127,11 @@ def check_identity_losses(fn) -> str:
 # --------------------------------------------------------------------------- the image pool
 
 
-def _query_variant(pool, images, *, return_new=False, store_new=True, greater=False, draw_while_filling=False):
-    """The reference query with one plausible mistake switched on."""
-    images = images.detach()
+def query_variant(pool, images, *, return_new=False, store_new=True, greater=False, draw_while_filling=False,
+                  detach=True):
+    """The reference query with one plausible mistake switched on (the tests feed these to the check too)."""
+    if detach:
+        images = images.detach()
     if pool.size == 0:
         return images
     out = []
@@ -188,14 +190,14 @@ def check_pool_query(fn) -> str:
     want = _replay(cyclegan.ImagePool.__call__)
     check_close(got, want, what, {
         "when a stored image is swapped out, return the *stored* (older) image, and keep the new one in its place":
-            lambda: _replay(lambda p, i: _query_variant(p, i, return_new=True)),
+            lambda: _replay(lambda p, i: query_variant(p, i, return_new=True)),
         "a swapped-out image must be replaced by the new one: pool.images[i] = the new image":
-            lambda: _replay(lambda p, i: _query_variant(p, i, store_new=False)),
+            lambda: _replay(lambda p, i: query_variant(p, i, store_new=False)),
         "the coin is the wrong way round: swap when pool.rng.random() < 0.5": lambda: _replay(
-            lambda p, i: _query_variant(p, i, greater=True)),
+            lambda p, i: query_variant(p, i, greater=True)),
         "the random draws come in the wrong order: while the pool is still filling, draw nothing; once it is "
         "full, one pool.rng.random() per image, then pool.rng.randrange(pool.size) only when swapping":
-            lambda: _replay(lambda p, i: _query_variant(p, i, draw_while_filling=True)),
+            lambda: _replay(lambda p, i: query_variant(p, i, draw_while_filling=True)),
     }, atol=0, rtol=0)
     return passed(what)
 
