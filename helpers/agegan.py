@@ -85,7 +85,8 @@ from torch import nn
 
 from . import config
 from .plots import denormalize
-from .layers import ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1, count_parameters, init_weights, make_scheduler
+from .layers import (MASK_INIT_BIAS, AgeAuxClassifier, ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1,
+                     count_parameters, diff_augment, init_weights, make_scheduler, mask_head, mask_penalty)
 from .metrics import PUBLISHED_SEED001, accuracy, train_group_classifier
 from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split, show_indices
 from .splits import group_names, group_ranges
@@ -270,6 +271,10 @@ class Decoder(nn.Module):
         self.layer_channels = [c] * (2 * n_blocks) + [2 * ngf, ngf]
 
     def forward(self, code: torch.Tensor, mods: list) -> torch.Tensor:
+        return self.to_rgb(self.features(code, mods))
+
+    def features(self, code: torch.Tensor, mods: list) -> torch.Tensor:
+        """The ``ngf``-channel map before the last convolution (the colour and the mask are read from it)."""
         if len(mods) != len(self.layer_channels):
             raise ValueError(f"the decoder has {len(self.layer_channels)} modulated layers, got {len(mods)} modulations")
         h, i = code, 0
@@ -279,7 +284,7 @@ class Decoder(nn.Module):
         for up in self.ups:
             h = up(h, mods[i])
             i += 1
-        return self.to_rgb(h)
+        return h
 
 
 class AgeGenerator(nn.Module):
@@ -290,28 +295,45 @@ class AgeGenerator(nn.Module):
     the decoder draw only the *change* to the face, ``clamp(x + 2 tanh(...))`` (Shen and Liu,
     2017, as in notebook 03's CPU setting): the generator starts as the identity, keeps every
     detail it has no reason to touch, and spends its capacity on the age.
+
+    ``mask=True`` adds GANimation's attention (Pumarola et al., 2018; notebook 03's real-face
+    setting has the same): a second head reads a soft mask ``m`` in [0, 1] off the decoder's last
+    features, and the output is ``m * colour + (1 - m) * x``. Where the mask is closed the output
+    *is* the input, pixel for pixel, so the person stays and the age change goes where it shows.
+    ``forward(x, t, return_mask=True)`` also returns ``m``.
     """
 
     def __init__(self, n_groups: int, ngf: int = 32, n_enc_blocks: int = 2, n_dec_blocks: int = 2, style_dim: int = 128,
-                 upsample: str = "transposed", residual: bool = False):
+                 upsample: str = "transposed", residual: bool = False, mask: bool = False):
         super().__init__()
         self.n_groups, self.residual = n_groups, residual
         self.encoder = Encoder(ngf, n_enc_blocks)
         self.decoder = Decoder(ngf, n_dec_blocks, upsample)
         self.modulator = AgeModulator(n_groups, self.encoder.out_channels, self.decoder.layer_channels, style_dim)
+        self.mask_head = mask_head(ngf) if mask else None
 
-    def forward(self, x: torch.Tensor, target) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, target, return_mask: bool = False):
         code = self.encoder(x)
         cond = as_condition(target, self.n_groups, x.shape[0], device=x.device)
         mods = [(g.to(code.dtype), b.to(code.dtype)) for g, b in self.modulator(code, cond)]
-        y = self.decoder(code, mods)
-        return (x + 2 * y).clamp(-1, 1) if self.residual else y
+        h = self.decoder.features(code, mods)
+        y = self.decoder.to_rgb(h)
+        y = (x + 2 * y).clamp(-1, 1) if self.residual else y
+        m = None
+        if self.mask_head is not None:
+            m = torch.sigmoid(self.mask_head(h).float()).to(x.dtype)
+            y = m * y + (1 - m) * x
+        return (y, m) if return_mask else y
 
     def start_as_identity(self) -> "AgeGenerator":
-        """For a residual generator: zero the last convolution, so that ``G(x, t) = x`` before training."""
+        """A residual generator's last convolution starts at zero, so that ``G(x, t) = x`` before training;
+        a mask starts almost closed (``sigmoid(MASK_INIT_BIAS)``, under 5% of every pixel)."""
         if self.residual:
             nn.init.zeros_(self.decoder.to_rgb[0].weight)
             nn.init.zeros_(self.decoder.to_rgb[0].bias)
+        if self.mask_head is not None:
+            nn.init.zeros_(self.mask_head[-1].weight)
+            nn.init.constant_(self.mask_head[-1].bias, MASK_INIT_BIAS)
         return self
 
 
@@ -432,7 +454,7 @@ class AgeGAN(Trainable):
             return self.precision.prepare(net.to(self.device))
 
         gen = dict(n_groups=n_groups, ngf=ngf, n_enc_blocks=s.n_enc_blocks, n_dec_blocks=s.n_dec_blocks,
-                   style_dim=s.style_dim, upsample=s.upsample, residual=s.residual)
+                   style_dim=s.style_dim, upsample=s.upsample, residual=s.residual, mask=s.mask)
         self.G = build(init_weights(AgeGenerator(**gen)).start_as_identity())
         self.networks = {"G": self.G}
         # The generator that takes the fakes back to their source age: the same one, or a second (seed 001).
@@ -441,10 +463,20 @@ class AgeGAN(Trainable):
             self.G_back = self.networks["G_back"] = build(init_weights(AgeGenerator(**gen)).start_as_identity())
         self.D = self.networks["D"] = build(init_weights(AgeDiscriminator(n_groups, s.ndf, n_layers_D, s.per_group_D)))
 
-        g_params = [p for k, net in self.networks.items() if k != "D" for p in net.parameters()]
+        g_params = [p for k, net in self.networks.items() if k != "D" for p in net.parameters()]  # G (and G_back)
         self.opt_G = torch.optim.Adam(g_params, lr=s.lr, betas=(s.beta1, 0.999))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=s.lr, betas=(s.beta1, 0.999))
         self.optimizers = {"G": self.opt_G, "D": self.opt_D}
+        # The real-face options: the mask's penalty, DiffAugment for D, and an auxiliary age classifier.
+        self.mask, self.lambda_mask, self.lambda_mask_tv = s.mask, s.lambda_mask, s.lambda_mask_tv
+        self._augment = (lambda x: diff_augment(x, s.diffaug)) if s.diffaug else (lambda x: x)
+        if s.diffaug:
+            diff_augment(torch.zeros(1, 3, 8, 8), s.diffaug)  # an unknown policy fails here, not at step 1
+        self.C_age, self.lambda_age_aux, self.age_aux_fakes = None, s.lambda_age_aux, s.age_aux_fakes
+        if s.lambda_age_aux > 0:
+            self.C_age = self.networks["C_age"] = build(AgeAuxClassifier(s.age_aux_ndf, s.age_aux_size, n_groups))
+            self.optimizers["C_age"] = torch.optim.Adam(self.C_age.parameters(), lr=s.age_aux_lr or s.lr,
+                                                        betas=(s.beta1, 0.999))
         self.schedulers = {k: make_scheduler(o, s.lr_policy, s.n_epochs_constant, s.n_epochs_decay)
                            for k, o in self.optimizers.items()}
 
@@ -483,21 +515,32 @@ class AgeGAN(Trainable):
         real, source = batch  # faces in [-1, 1] and their age groups
         if real.shape[0] < 2:
             raise ValueError("train with batches of two faces or more")
-        amp = self.precision
+        amp, aug = self.precision, self._augment
         target = random_targets(source, self.n_groups, self.target_rng)
 
         # 1. Discriminator: real faces -> "real" and their own age group; the fakes -> "fake".
         #    The fakes are detached here, so this update cannot reach the generator.
         with amp.autocast():
-            fake = self.G(real, target)
-            real_adv, real_age = self.D(real)
-            fake_adv, fake_age = self.D(fake.detach())
+            fake, m = self.G(real, target, return_mask=True)
+            real_adv, real_age = self.D(aug(real))
+            fake_adv, fake_age = self.D(aug(fake.detach()))
             real_adv, fake_adv = self.D.realness(real_adv, source), self.D.realness(fake_adv, target)
             d_adv = 0.5 * (self.gan_loss(real_adv, True) + self.gan_loss(fake_adv, False))
             d_age = self.lambda_age_D * self.age_loss_D(real_age, source, fake_age, target)
         self.opt_D.zero_grad(set_to_none=True)
         amp.backward(d_adv + d_age)
         amp.step(self.opt_D)
+        extra = {}
+        if self.C_age is not None:  # the auxiliary classifier: real faces as their groups (and the fakes as theirs)
+            with amp.autocast():
+                c_in = torch.cat([real, fake.detach()]) if self.age_aux_fakes else real
+                c_lab = torch.cat([source, source]) if self.age_aux_fakes else source
+                c_loss = F.cross_entropy(self.C_age(c_in).float(), c_lab)
+            self.optimizers["C_age"].zero_grad(set_to_none=True)
+            amp.backward(c_loss)
+            amp.step(self.optimizers["C_age"])
+            extra["C_age"] = c_loss
+            self.C_age.requires_grad_(False)
 
         # 2. Generator: fool the (just updated) discriminator, be read as the target age, come
         #    back to the input when sent to the source age, and stay put when asked for it.
@@ -509,16 +552,26 @@ class AgeGAN(Trainable):
             g_cycle = self.lambda_cycle * self.cycle_loss(self.G_back, real, source, fake, target)
             g_identity = self.identity_loss(self.G(real, source), real) if self.identity_loss.weight > 0 else 0.0 * g_adv
             loss_G = g_adv + g_age + g_cycle + g_identity
+            g_extra = {}
+            if m is not None:  # keep the mask small and smooth
+                g_extra["G_mask"] = mask_penalty(m, self.lambda_mask, self.lambda_mask_tv)
+            if self.C_age is not None:  # the auxiliary classifier should read the target group in the fakes
+                aux_logits = self.C_age(fake).float()
+                g_extra["G_age_aux"] = self.lambda_age_aux * F.cross_entropy(aux_logits, target)
+                extra["acc_aux"] = (aux_logits.detach().argmax(1) == target).float().mean()
+            loss_G = loss_G + sum(g_extra.values())
         self.opt_G.zero_grad(set_to_none=True)
         amp.backward(loss_G)
         amp.step(self.opt_G)
         self.D.requires_grad_(True)
+        if self.C_age is not None:
+            self.C_age.requires_grad_(True)
 
         out = {"D_adv": d_adv, "D_age": d_age, "G_adv": g_adv, "G_age": g_age, "G_cycle": g_cycle,
-               "G_identity": g_identity}
+               "G_identity": g_identity, **g_extra, **extra}
         out = {k: v.detach().float() for k, v in out.items()}
         out["D"] = out["D_adv"] + out["D_age"]
-        out["G"] = out["G_adv"] + out["G_age"] + out["G_cycle"] + out["G_identity"]
+        out["G"] = out["G_adv"] + out["G_age"] + out["G_cycle"] + out["G_identity"] + sum(out[k] for k in g_extra)
         out["total"] = out["D"] + out["G"]
         out["acc_real"] = (real_age.detach().argmax(1) == source).float().mean()
         out["acc_fake"] = (fake_age.detach().argmax(1) == target).float().mean()
@@ -634,7 +687,7 @@ def load_generator(run_dir, device="cpu", which: str = "G") -> AgeGenerator:
 def generator_from(c: dict, weights: dict, device="cpu") -> AgeGenerator:
     """An :class:`AgeGenerator` rebuilt from a checkpoint's config ``c`` with ``weights``, in eval mode."""
     G = AgeGenerator(c["n_groups"], c["ngf"], c["n_enc_blocks"], c["n_dec_blocks"], c["style_dim"],
-                     c.get("upsample", "transposed"), c.get("residual", False))
+                     c.get("upsample", "transposed"), c.get("residual", False), bool(c.get("mask", False)))
     G.load_state_dict(weights)
     G.group_edges = c.get("group_edges")
     G.config = c

@@ -296,6 +296,16 @@ class AgeGANSettings:
     probe_steps: int = 300  # training steps of that check's small age classifier
     seed: int = 0
     run_name: str = "agegan"  # checkpoints go to RUNS_DIR / run_name
+    # Options for real faces (all off by default; the same parts as CycleGAN's, see AGEGAN_REAL_CPU below):
+    mask: bool = False  # the generator paints its change through a soft mask (GANimation, Pumarola et al., 2018)
+    lambda_mask: float = 0.0  # weight of the mask's mean (keeps the edit to where the face must change)
+    lambda_mask_tv: float = 0.0  # weight of the mask's total variation (keeps it smooth)
+    lambda_age_aux: float = 0.0  # generator: an auxiliary age-group classifier's loss on its fakes (0: off)
+    age_aux_size: int = 32  # that classifier's input resolution (coarse: it asks for visible changes)
+    age_aux_ndf: int = 16  # its base channels
+    age_aux_lr: float = 0.0  # its Adam learning rate (0: lr)
+    age_aux_fakes: bool = False  # it also learns the fakes as the group they came from (so it cannot be fooled cheaply)
+    diffaug: str = ""  # DiffAugment policy for the discriminator (Zhao et al., 2020), e.g. "translation"
 
     @property
     def epochs(self) -> int:

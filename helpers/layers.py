@@ -1,11 +1,14 @@
 """Building blocks that more than one model family uses: a residual block, weight initialisation,
-the GAN and reconstruction losses, and learning-rate schedules chosen by name.
+the GAN and reconstruction losses, the parts of the real-face recipes, and learning-rate schedules chosen by name.
 
 - :class:`ResidualBlock`: Johnson et al.'s residual block with instance norm (CycleGAN's
   generator, the age-modulated GAN's identity encoder);
 - :func:`init_weights`: every convolution from N(0, 0.02), CycleGAN's initialisation;
 - :class:`LSGANLoss` (Mao et al., 2017), :class:`WeightedL1` (cycle and identity terms),
   :class:`ClassificationLoss` (age-group heads);
+- the parts of the real-face recipes: :func:`mask_head` and :func:`mask_penalty` (GANimation's
+  attention mask), :class:`AgeAuxClassifier` (a small age classifier the generators learn
+  from) and :func:`diff_augment` (DiffAugment);
 - :func:`make_scheduler`: ``"linear"`` (constant, then linearly to zero, as in CycleGAN),
   ``"constant"``, ``"step"`` or ``"cosine"``.
 
@@ -111,6 +114,113 @@ class ClassificationLoss(nn.Module):
 
 
 # --------------------------------------------------------------------------- learning-rate schedules
+
+
+# --------------------------------------------------------------------------- parts of the real-face recipes
+
+def mask_head(c_in: int) -> nn.Module:
+    """GANimation's attention head (Pumarola et al., 2018): one channel, read from the same features as the colour output."""
+    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c_in, 1, 7))
+
+
+#: The mask head's starting bias: sigmoid(-3) = 0.047, so a new mask generator changes under 5% of every pixel.
+MASK_INIT_BIAS = -3.0
+
+
+class AgeAuxClassifier(nn.Module):
+    """A small age classifier whose verdict on the fakes a generator learns from (the models' ``lambda_age``).
+
+    It is *not* the course's judge (:class:`helpers.metrics.AgeClassifier`): another design
+    (strided 4x4 convolutions and LeakyReLU, no normalisation) trained from scratch inside the
+    training step of the model that owns it, on the real training faces (CycleGAN: young -> 0,
+    old -> 1, one logit; the age-modulated GAN: one logit per age group, ``n_out`` of them). It
+    reads the faces average-pooled to ``image_size`` (32 px by default), so its gradient asks the
+    generator for coarse, visible changes (hair colour, skin, face shape) rather than for
+    pixel-level patterns that would fool only this one network. The auxiliary domain classifier
+    of StarGAN (Choi et al., 2018) plays the same part, there on the discriminator's trunk.
+    """
+
+    def __init__(self, ndf: int = 16, image_size: int = 32, n_out: int = 1):
+        super().__init__()
+        self.image_size, self.n_out = int(image_size), int(n_out)
+        layers, c = [], 3
+        for w in (ndf, ndf * 2, ndf * 4):
+            layers += [nn.Conv2d(c, w, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            c = w
+        layers += [nn.Conv2d(c, ndf * 8, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                   nn.Linear(ndf * 8, self.n_out)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for faces in [-1, 1] of any size: ``(B,)`` of "old" with one output, else ``(B, n_out)``."""
+        if x.shape[-1] != self.image_size:
+            x = F.adaptive_avg_pool2d(x, self.image_size)
+        y = self.net(x)
+        return y.squeeze(1) if self.n_out == 1 else y
+
+
+#: The augmentations :func:`diff_augment` knows (Zhao et al., 2020).
+DIFFAUG_POLICIES = ("color", "translation", "cutout")
+
+
+def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout") -> torch.Tensor:
+    """DiffAugment (Zhao, Liu, Lin, Zhu and Han, 2020, "Differentiable Augmentation for Data-Efficient GAN Training").
+
+    Random, differentiable changes applied alike to the real faces and to the fakes a
+    discriminator sees, so that with few faces it cannot simply memorise the real ones: ``color``
+    (brightness +-0.5, saturation x0-2, contrast x0.5-1.5), ``translation`` (a shift of up to 1/8
+    of the size, zero-filled) and ``cutout`` (a square of half the size set to 0). Each face of
+    the batch gets its own draw from torch's global random generator. ``policy``: the names,
+    comma-separated ("" does nothing). Faces in [-1, 1].
+    """
+    names = [p.strip() for p in policy.split(",") if p.strip()]
+    unknown = sorted(set(names) - set(DIFFAUG_POLICIES))
+    if unknown:
+        raise ValueError(f"DiffAugment has no policy {', '.join(unknown)}; choose from {list(DIFFAUG_POLICIES)}")
+    B, _, H, W = x.shape
+    dev, dt = x.device, x.dtype
+    for name in names:
+        if name == "color":
+            x = x + (torch.rand(B, 1, 1, 1, device=dev, dtype=dt) - 0.5)
+            mean = x.mean(1, keepdim=True)
+            x = (x - mean) * (torch.rand(B, 1, 1, 1, device=dev, dtype=dt) * 2) + mean
+            mean = x.mean((1, 2, 3), keepdim=True)
+            x = (x - mean) * (torch.rand(B, 1, 1, 1, device=dev, dtype=dt) + 0.5) + mean
+        elif name == "translation":
+            sh, sw = int(H * 0.125 + 0.5), int(W * 0.125 + 0.5)
+            ty = torch.randint(-sh, sh + 1, (B, 1, 1), device=dev)
+            tx = torch.randint(-sw, sw + 1, (B, 1, 1), device=dev)
+            gb, gy, gx = torch.meshgrid(torch.arange(B, device=dev), torch.arange(H, device=dev),
+                                        torch.arange(W, device=dev), indexing="ij")
+            gy = (gy + ty + 1).clamp(0, H + 1)
+            gx = (gx + tx + 1).clamp(0, W + 1)
+            x = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)[gb, gy, gx].permute(0, 3, 1, 2)
+        else:  # cutout
+            ch, cw = int(H * 0.5 + 0.5), int(W * 0.5 + 0.5)
+            oy = torch.randint(0, H + (1 - ch % 2), (B, 1, 1), device=dev)
+            ox = torch.randint(0, W + (1 - cw % 2), (B, 1, 1), device=dev)
+            gb, gy, gx = torch.meshgrid(torch.arange(B, device=dev), torch.arange(ch, device=dev),
+                                        torch.arange(cw, device=dev), indexing="ij")
+            gy = (gy + oy - ch // 2).clamp(0, H - 1)
+            gx = (gx + ox - cw // 2).clamp(0, W - 1)
+            keep = torch.ones(B, H, W, device=dev, dtype=dt)
+            keep[gb, gy, gx] = 0
+            x = x * keep.unsqueeze(1)
+    return x.contiguous()
+
+
+def mask_penalty(m: torch.Tensor, weight: float, tv_weight: float = 0.0) -> torch.Tensor:
+    """GANimation's attention regularisers (Pumarola et al., 2018): ``weight`` x mean(m) keeps the edit
+    small (only where the face must change), ``tv_weight`` x total variation keeps the mask smooth."""
+    loss = weight * m.float().mean()
+    if tv_weight:
+        m = m.float()
+        tv = (m[..., 1:, :] - m[..., :-1, :]).pow(2).mean() + (m[..., :, 1:] - m[..., :, :-1]).pow(2).mean()
+        loss = loss + tv_weight * tv
+    return loss
+
+
+# --------------------------------------------------------------------------- schedules
 
 
 class LinearDecay:
