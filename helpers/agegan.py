@@ -327,7 +327,12 @@ class AgeGenerator(nn.Module):
 
     def start_as_identity(self) -> "AgeGenerator":
         """A residual generator's last convolution starts at zero, so that ``G(x, t) = x`` before training;
-        a mask starts almost closed (``sigmoid(MASK_INIT_BIAS)``, under 5% of every pixel)."""
+        a mask starts almost closed (``sigmoid(MASK_INIT_BIAS)``, under 5% of every pixel).
+
+        With both, the mask has no gradient at first (the colour equals the input), but the colour
+        has, through the 5% the mask lets by; once the colour differs, the mask learns where to open.
+        A heavy mask penalty shuts it before that (``lambda_mask`` of 0.01 or more kills the change).
+        """
         if self.residual:
             nn.init.zeros_(self.decoder.to_rgb[0].weight)
             nn.init.zeros_(self.decoder.to_rgb[0].bias)
@@ -535,7 +540,7 @@ class AgeGAN(Trainable):
             with amp.autocast():
                 c_in = torch.cat([real, fake.detach()]) if self.age_aux_fakes else real
                 c_lab = torch.cat([source, source]) if self.age_aux_fakes else source
-                c_loss = F.cross_entropy(self.C_age(c_in).float(), c_lab)
+                c_loss = F.cross_entropy(self.C_age(aug(c_in)).float(), c_lab)
             self.optimizers["C_age"].zero_grad(set_to_none=True)
             amp.backward(c_loss)
             amp.step(self.optimizers["C_age"])
@@ -556,7 +561,7 @@ class AgeGAN(Trainable):
             if m is not None:  # keep the mask small and smooth
                 g_extra["G_mask"] = mask_penalty(m, self.lambda_mask, self.lambda_mask_tv)
             if self.C_age is not None:  # the auxiliary classifier should read the target group in the fakes
-                aux_logits = self.C_age(fake).float()
+                aux_logits = self.C_age(aug(fake)).float()
                 g_extra["G_age_aux"] = self.lambda_age_aux * F.cross_entropy(aux_logits, target)
                 extra["acc_aux"] = (aux_logits.detach().argmax(1) == target).float().mean()
             loss_G = loss_G + sum(g_extra.values())

@@ -275,3 +275,56 @@ def test_seed001_results_table():
     t = ag.SEED001_RESULTS
     assert set(t["metric"]) == {"FID", "Age prediction accuracy (%)"} and len(t) == 6
     assert t.loc[(t.metric == "FID") & t.method.str.startswith("RAGAN"), "score"].item() == 57.78
+
+
+# --------------------------------------------------------------------------- the real-face options
+
+
+def test_a_mask_generator_starts_nearly_closed_and_keeps_the_input_where_it_is_shut():
+    G = ag.AgeGenerator(K, ngf=8, n_enc_blocks=1, n_dec_blocks=1, style_dim=16, mask=True).start_as_identity()
+    x = smooth_faces(3, 32)
+    with torch.no_grad():
+        y, m = G(x, 2, return_mask=True)
+        assert m.shape == (3, 1, 32, 32)
+        assert torch.allclose(m, torch.full_like(m, torch.sigmoid(torch.tensor(ag.MASK_INIT_BIAS)).item()))
+        assert (y - x).abs().max() < 0.1  # under 5% of a random colour: close to the input
+        G.mask_head[-1].bias.fill_(-30.0)  # a shut mask: the output is the input, pixel for pixel
+        assert torch.allclose(G(x, 1), x, atol=1e-6)
+
+
+def test_a_residual_mask_generator_starts_as_the_identity_and_its_colour_learns_first():
+    G = ag.AgeGenerator(K, ngf=8, n_enc_blocks=1, n_dec_blocks=1, style_dim=16, residual=True, mask=True)
+    G = ag.init_weights(G).start_as_identity()
+    x = smooth_faces(2, 32)
+    y, m = G(x, 1, return_mask=True)
+    assert torch.allclose(y, x, atol=1e-6)
+    (y - 1).abs().mean().backward()
+    assert G.decoder.to_rgb[0].weight.grad.abs().sum() > 0  # the colour learns through the 5% of the mask
+    assert G.mask_head[-1].weight.grad.abs().sum() == 0  # the mask only once the colour differs from the input
+
+
+def test_the_auxiliary_age_classifier_learns_real_faces_and_fakes_and_is_checkpointed(tmp_path):
+    gan = tiny(mask=True, lambda_mask=0.01, lambda_age_aux=1.0, age_aux_size=16, age_aux_ndf=4, age_aux_fakes=True,
+               diffaug="translation")
+    assert set(gan.networks) == {"G", "D", "C_age"} and "C_age" in gan.optimizers
+    g_params = {id(p) for group in gan.opt_G.param_groups for p in group["params"]}
+    assert not g_params & {id(p) for p in gan.C_age.parameters()}  # the generator's optimiser never moves it
+    before = [p.detach().clone() for p in gan.C_age.parameters()]
+    out = gan.train_step((smooth_faces(4, 32), torch.arange(4) % K))
+    assert {"G_mask", "G_age_aux", "C_age", "acc_aux"} <= set(out)
+    assert math.isclose(float(out["G"]), sum(float(out[k]) for k in
+                                             ("G_adv", "G_age", "G_cycle", "G_identity", "G_mask", "G_age_aux")),
+                        rel_tol=1e-5)
+    assert any(not torch.equal(b, p) for b, p in zip(before, gan.C_age.parameters()))  # it learned
+    assert all(p.requires_grad for p in gan.C_age.parameters())  # unfrozen again after the generator's turn
+    G = ag.generator_from(gan.config, gan.G.state_dict())  # inference rebuilds the mask head from the config
+    assert G.mask_head is not None
+
+
+def test_the_real_face_options_are_off_by_default_and_an_unknown_augmentation_is_refused():
+    gan = tiny()
+    assert gan.C_age is None and gan.G.mask_head is None
+    out = gan.train_step((smooth_faces(4, 32), torch.arange(4) % K))
+    assert not {"G_mask", "G_age_aux", "C_age"} & set(out)
+    with pytest.raises(ValueError, match="DiffAugment"):
+        tiny(diffaug="colour")
