@@ -142,9 +142,9 @@ DCGAN = pick(
 # Measured on the UTKFace sample (5,912 training faces): 6 epochs of 369 batches of 16, 2,214 steps, took
 # 13.9 min on one CPU thread and drew recognisable faces of many ages and skin tones, blurred at the edges.
 DCGAN_REAL_CPU = DCGAN
-# Real faces on a GPU (Colab T4 class): Radford et al.'s batch size order and networks (ngf = ndf = 64 at
-# 64 px) for 40 epochs of 92 batches of 64, 3,680 steps (6.7 times the faces the CPU run sees). Not yet run:
-# its time is an estimate from the step's FLOP count (see notebook 02, section 5).
+# Real faces on a GPU (Colab T4 class): Radford et al.'s networks (ngf = ndf = 64 at 64 px) with batches of
+# 64, 40 epochs of 92 batches, 3,680 steps (6.7 times the faces the CPU run sees). Not yet run: about 1 to 2
+# min on a T4 is an estimate from the step's FLOP count, 159 GFLOP (see notebook 02, section 5).
 DCGAN_REAL = pick(
     DCGANSettings(image_size=64, batch_size=64, epochs=40, sample_every=100, checkpoint_every=500,
                   run_name="dcgan-real"),
@@ -415,7 +415,8 @@ CDCGAN = pick(
 CDCGAN_REAL_CPU = CDCGAN
 # Real faces on a GPU (Colab T4 class): DCGAN's full width (ngf = ndf = 64, four times the FLOPs per face),
 # batch 64 and 4,000 steps (6.7 times the faces the CPU run sees: 139 epochs of the wide groups' 1,840).
-# Not yet run: its time is an estimate from the step's FLOP count (see notebook 04, section 7).
+# Not yet run: about 1.5 to 2.5 min on a T4 is an estimate from the step's FLOP count, 160 GFLOP (notebook 04,
+# section 7).
 CDCGAN_REAL = pick(
     CDCGANSettings(image_size=64, batch_size=64, steps=4000, ngf=64, ndf=64, sample_every=200,
                    checkpoint_every=500, run_name="cdcgan-real"),
@@ -468,7 +469,8 @@ ENCODER = pick(
 ENCODER_REAL_CPU = ENCODER
 # Real faces on a GPU (Colab T4 class): it inverts the GPU conditional DCGAN (CDCGAN_REAL, in
 # "cdcgan-real_20-30_60+-<source>"), with a wider encoder (nef = 64), batch 64 and 3,000 steps each.
-# Not yet run: its time is an estimate from the step's FLOP count (see notebook 05, section 9).
+# Not yet run: about 2 to 3 min on a T4 is an estimate from the steps' FLOP counts, 89 and 178 GFLOP (notebook
+# 05, section 9).
 ENCODER_REAL = pick(
     EncoderSettings(steps=3000, batch_size=64, nef=64, cgan_settings="CDCGAN_REAL", sample_every=200,
                     checkpoint_every=500, run_name="encoder-real"),
