@@ -75,10 +75,13 @@ def _names(*settings_names: str) -> Callable[[], list[str]]:
     return names
 
 
-def _cdcgan_names(wide: bool) -> Callable[[], list[str]]:
+def _cdcgan_names(wide: bool, *settings_names: str) -> Callable[[], list[str]]:
     def names() -> list[str]:
-        c = config.CDCGAN
-        return [cdcgan.run_name_for(c, c.wide_groups if wide else c.groups)]
+        out = []
+        for n in settings_names:
+            c = getattr(config, n)
+            out.append(cdcgan.run_name_for(c, c.wide_groups if wide else c.groups))
+        return list(dict.fromkeys(out))
 
     return names
 
@@ -92,19 +95,20 @@ def _setup_cdcgan(wide: bool) -> Callable:
 
 #: The models, by command-line name.
 MODELS: dict[str, ModelSpec] = {m.name: m for m in [
-    ModelSpec("dcgan", "DCGAN on faces", "02_gan_basics.ipynb", lambda device, source: config.DCGAN,
-              dcgan.setup_dcgan, "dcgan", _names("DCGAN")),
+    ModelSpec("dcgan", "DCGAN on faces", "02_gan_basics.ipynb", dcgan.default_settings,
+              dcgan.setup_dcgan, "dcgan", _names("DCGAN_REAL_CPU", "DCGAN_REAL", "DCGAN")),
     ModelSpec("cyclegan", "CycleGAN young <-> old", "03_cyclegan.ipynb", cyclegan.default_settings,
               cyclegan.setup_cyclegan, "cyclegan", _names("CYCLEGAN_REAL_CPU", "CYCLEGAN_REAL", "CYCLEGAN", "CYCLEGAN_CPU"), cyclegan.load_run,
               weights="generators.pt"),
     ModelSpec("cdcgan", "conditional DCGAN, the seed's age groups 20-30 / 40-50", "04_conditional_dcgan.ipynb",
-              lambda device, source: config.CDCGAN, _setup_cdcgan(False), "cdcgan", _cdcgan_names(False),
-              cdcgan.load_generator),
+              cdcgan.default_settings, _setup_cdcgan(False), "cdcgan",
+              _cdcgan_names(False, "CDCGAN_REAL_CPU", "CDCGAN_REAL", "CDCGAN"), cdcgan.load_generator),
     ModelSpec("cdcgan-wide", "conditional DCGAN, the wider age gap of CDCGAN.wide_groups", "04_conditional_dcgan.ipynb",
-              lambda device, source: config.CDCGAN, _setup_cdcgan(True), "cdcgan", _cdcgan_names(True),
-              cdcgan.load_generator),
+              cdcgan.default_settings, _setup_cdcgan(True), "cdcgan",
+              _cdcgan_names(True, "CDCGAN_REAL_CPU", "CDCGAN_REAL", "CDCGAN"), cdcgan.load_generator),
     ModelSpec("encoder", "encoder + conditional DCGAN", "05_encoder.ipynb",
-              lambda device, source: config.ENCODER, encoder.setup_inversion, "encoder", _names("ENCODER"),
+              encoder.default_settings, encoder.setup_inversion, "encoder",
+              _names("ENCODER_REAL_CPU", "ENCODER_REAL", "ENCODER"),
               encoder.load_inversion, weights="generator.pt", extra_dirs=("-seed",)),
     ModelSpec("agegan", "age-modulated GAN, one face to any age group", "06_age_modulated_gan.ipynb",
               agegan.default_settings, agegan.setup_agegan, "agegan", _names("AGEGAN_CPU", "AGEGAN"),

@@ -44,7 +44,7 @@ from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split
 from .splits import AgeRangeError, check_ranges, group_names
 from .training import Precision, load_trained, pick_device, seed_everything
 
-__all__ = ["ConditionalDCGAN", "CDCGANRun", "setup_cdcgan", "group_labels", "run_name_for", "label_agreement", "paired_rate",
+__all__ = ["ConditionalDCGAN", "CDCGANRun", "default_settings", "setup_cdcgan", "group_labels", "run_name_for", "label_agreement", "paired_rate",
            "evaluate", "frozen_generator", "load_generator", "show_image_rows", "show_label_grid"]
 
 
@@ -176,6 +176,18 @@ class CDCGANRun(Run):
         return evaluate(self)
 
 
+def default_settings(device="cpu", source: str = "toy") -> config.CDCGANSettings:
+    """The settings for a device and a face source (both ``cdcgan`` and ``cdcgan-wide``).
+
+    - toy faces: :data:`helpers.config.CDCGAN` on every device;
+    - real faces: :data:`helpers.config.CDCGAN_REAL` on a CUDA GPU (full-width networks, more steps of
+      bigger batches), :data:`helpers.config.CDCGAN_REAL_CPU` elsewhere (the toy setting, measured on real faces).
+    """
+    if source == "toy":
+        return config.CDCGAN
+    return config.CDCGAN_REAL if torch.device(device).type == "cuda" else config.CDCGAN_REAL_CPU
+
+
 def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                  max_images: int | None = None, resume: bool = True, progress: bool = True,
                  verbose: bool = True, condition_noise=None, condition_features=None) -> CDCGANRun:
@@ -188,14 +200,15 @@ def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=
     (``run.test_images``, ``run.test_labels``) for the label-agreement check and for notebook 05.
     Notebook 04, notebook 05 and ``python -m helpers.train cdcgan`` all call this; a finished run
     is loaded, not retrained. ``condition_noise`` and ``condition_features`` replace the
-    functions that join the labels (see :class:`ConditionalDCGAN`).
+    functions that join the labels (see :class:`ConditionalDCGAN`). ``settings`` default to
+    :func:`default_settings` for the device and the faces that were loaded.
     """
-    s = settings or config.CDCGAN
-    groups = tuple(group_names(groups or s.groups))
     device = pick_device(device)
+    source, train_df, test_df = load_split(data, data_path, max_images, verbose)
+    s = settings or default_settings(device, source)
+    groups = tuple(group_names(groups or s.groups))
     seed_everything(s.seed)
     precision = Precision(device)
-    source, train_df, test_df = load_split(data, data_path, max_images, verbose)
     cache, labels = _labelled(train_df, s.image_size, groups, "training")
     test_cache, test_labels = _labelled(test_df, s.image_size, groups, "test")
     loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed, labels=labels)

@@ -82,7 +82,7 @@ DATA = pick(
 RUN_FIELDS = frozenset({
     "n_show", "n_samples", "sample_every", "checkpoint_every", "run_name", "eval_faces", "probe_steps",
     "eval_per_group", "classifier_steps", "n_eval", "epochs", "steps", "batch_size", "load_size", "wide_groups",
-    "calibration_batches", "refine_steps", "refine_lr", "lambda_prior", "cgan",
+    "calibration_batches", "refine_steps", "refine_lr", "lambda_prior", "cgan", "cgan_settings",
 })
 
 
@@ -137,6 +137,18 @@ DCGAN = pick(
         image_size=32, batch_size=16, epochs=2, nz=32, ngf=16, ndf=16, n_samples=16,
         sample_every=4, checkpoint_every=10, run_name="dcgan-smoke",
     ),
+)
+# Real faces on a CPU: the toy setting unchanged (the same object, so its run folder is "dcgan-<source>").
+# Measured on the UTKFace sample (5,912 training faces): 6 epochs of 369 batches of 16, 2,214 steps, took
+# 13.9 min on one CPU thread and drew recognisable faces of many ages and skin tones, blurred at the edges.
+DCGAN_REAL_CPU = DCGAN
+# Real faces on a GPU (Colab T4 class): Radford et al.'s networks (ngf = ndf = 64 at 64 px) with batches of
+# 64, 40 epochs of 92 batches, 3,680 steps (6.7 times the faces the CPU run sees). Not yet run: about 1 to 2
+# min on a T4 is an estimate from the step's FLOP count, 159 GFLOP (see notebook 02, section 5).
+DCGAN_REAL = pick(
+    DCGANSettings(image_size=64, batch_size=64, epochs=40, sample_every=100, checkpoint_every=500,
+                  run_name="dcgan-real"),
+    DCGAN,
 )
 
 
@@ -397,6 +409,19 @@ CDCGAN = pick(
         checkpoint_every=20, eval_per_group=16, classifier_steps=30, run_name="cdcgan-smoke",
     ),
 )
+# Real faces on a CPU: the toy setting unchanged (the same object; run folders "cdcgan[_groups]-<source>").
+# Measured on the UTKFace sample with the wide groups (1,840 training faces, 20-30 / 60+): 1,200 steps of
+# 32 took 4.4 min on one CPU thread; label agreement 60.2% (classifier ceiling 94%), faces still noisy.
+CDCGAN_REAL_CPU = CDCGAN
+# Real faces on a GPU (Colab T4 class): DCGAN's full width (ngf = ndf = 64, four times the FLOPs per face),
+# batch 64 and 4,000 steps (6.7 times the faces the CPU run sees: 139 epochs of the wide groups' 1,840).
+# Not yet run: about 1.5 to 2.5 min on a T4 is an estimate from the step's FLOP count, 160 GFLOP (notebook 04,
+# section 7).
+CDCGAN_REAL = pick(
+    CDCGANSettings(image_size=64, batch_size=64, steps=4000, ngf=64, ndf=64, sample_every=200,
+                   checkpoint_every=500, run_name="cdcgan-real"),
+    CDCGAN,
+)
 
 
 @dataclass(frozen=True)
@@ -412,6 +437,7 @@ class EncoderSettings:
     steps: int  # training steps of each encoder
     batch_size: int
     cgan: str = "wide"  # which conditional DCGAN to invert: "wide" (CDCGAN.wide_groups) or "seed" (CDCGAN.groups)
+    cgan_settings: str = "CDCGAN"  # the name, in this module, of that conditional DCGAN's settings
     nef: int = 32  # encoder base channels
     kernel_size: int = 5  # the seed's 5x5 filters
     lr: float = 1e-3
@@ -435,4 +461,18 @@ ENCODER = pick(
         steps=20, batch_size=8, nef=8, refine_steps=20, calibration_batches=4, n_eval=16, n_show=4,
         sample_every=10, checkpoint_every=20, run_name="encoder-smoke",
     ),
+)
+# Real faces on a CPU: the toy setting unchanged (the same object); it inverts CDCGAN_REAL_CPU (which is
+# CDCGAN), the wide-groups run in "cdcgan_20-30_60+-<source>". Measured on the UTKFace sample (1,840
+# training faces), on one CPU thread beside two other trainings: 7.0 min in all, 5.6 of them training the
+# two encoders (1,000 steps each); reconstruction L1 0.250 (seed encoder), 0.200 (a), 0.147 (a + b).
+ENCODER_REAL_CPU = ENCODER
+# Real faces on a GPU (Colab T4 class): it inverts the GPU conditional DCGAN (CDCGAN_REAL, in
+# "cdcgan-real_20-30_60+-<source>"), with a wider encoder (nef = 64), batch 64 and 3,000 steps each.
+# Not yet run: about 2 to 3 min on a T4 is an estimate from the steps' FLOP counts, 89 and 178 GFLOP (notebook
+# 05, section 9).
+ENCODER_REAL = pick(
+    EncoderSettings(steps=3000, batch_size=64, nef=64, cgan_settings="CDCGAN_REAL", sample_every=200,
+                    checkpoint_every=500, run_name="encoder-real"),
+    ENCODER,
 )

@@ -321,19 +321,32 @@ class DCGANRun(Run):
         return {"final_samples": fig}
 
 
+def default_settings(device="cpu", source: str = "toy") -> config.DCGANSettings:
+    """The settings for a device and a face source.
+
+    - toy faces: :data:`helpers.config.DCGAN` on every device;
+    - real faces: :data:`helpers.config.DCGAN_REAL` on a CUDA GPU (more epochs of bigger batches),
+      :data:`helpers.config.DCGAN_REAL_CPU` elsewhere (the toy setting, measured on real faces).
+    """
+    if source == "toy":
+        return config.DCGAN
+    return config.DCGAN_REAL if torch.device(device).type == "cuda" else config.DCGAN_REAL_CPU
+
+
 def setup_dcgan(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                 max_images: int | None = None, resume: bool = True, progress: bool = True,
                 verbose: bool = True) -> DCGANRun:
     """Data, model, trainer and sample snapshots for a DCGAN run, resumed from ``run_dir`` if it has one.
 
     ``data``: the face source (default: the course's, ``config.DATA_SOURCE``; "auto" is UTKFace
-    when it is at hand, the toy faces otherwise).
+    when it is at hand, the toy faces otherwise). ``settings`` default to :func:`default_settings`
+    for the device and the faces that were loaded.
     """
-    s = settings or config.DCGAN
     device = pick_device(device)
+    source, train_df, _ = load_split(data, data_path, max_images, verbose)
+    s = settings or default_settings(device, source)
     seed_everything(s.seed)
     precision = Precision(device)
-    source, train_df, _ = load_split(data, data_path, max_images, verbose)
     cache = build_cache(train_df, s.image_size, verbose=verbose)
     loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed)
     gan = DCGAN(s, device=device, precision=precision)

@@ -68,12 +68,12 @@ from .cdcgan import frozen_generator, setup_cdcgan
 from .dcgan import Generator, _n_layers
 from .metrics import predict_groups
 from .plots import show_image_rows
-from .runs import Run, default_run_dir, face_loader, show_indices
+from .runs import Run, default_run_dir, face_loader, resolve_source, show_indices
 from .training import Precision, Trainable, load_trained, pick_device
 
 __all__ = ["Encoder", "InversionEncoder", "InversionRun", "EncoderRun", "setup_inversion", "encode", "decode",
            "latent_loss", "image_loss", "refine_step", "refine_latents", "reconstruction_error", "sharpness", "load_inversion", "invert_and_edit",
-           "best_source_label"]
+           "best_source_label", "default_settings", "cgan_settings"]
 
 
 # --------------------------------------------------------------------------- the network
@@ -465,25 +465,54 @@ def load_frozen_generator(path, device="cpu") -> Generator:
     return G.to(device).eval()
 
 
+def default_settings(device="cpu", source: str = "toy") -> config.EncoderSettings:
+    """The settings for a device and a face source; each names the conditional DCGAN it inverts.
+
+    - toy faces: :data:`helpers.config.ENCODER` on every device (it inverts ``CDCGAN``);
+    - real faces: :data:`helpers.config.ENCODER_REAL` on a CUDA GPU (it inverts the GPU run,
+      ``CDCGAN_REAL``), :data:`helpers.config.ENCODER_REAL_CPU` elsewhere (the toy setting, inverting
+      ``CDCGAN_REAL_CPU``). This follows :func:`helpers.cdcgan.default_settings` for the same device and faces.
+    """
+    if source == "toy":
+        return config.ENCODER
+    return config.ENCODER_REAL if torch.device(device).type == "cuda" else config.ENCODER_REAL_CPU
+
+
+def cgan_settings(settings) -> config.CDCGANSettings:
+    """The conditional DCGAN settings that ``settings.cgan_settings`` names in :mod:`helpers.config`.
+
+    Raises ``ValueError`` (listing the names it may take) when it names no conditional DCGAN settings.
+    """
+    c = getattr(config, settings.cgan_settings, None)
+    if not isinstance(c, config.CDCGANSettings):
+        names = sorted(k for k, v in vars(config).items() if isinstance(v, config.CDCGANSettings))
+        raise ValueError(f"settings.cgan_settings must name a conditional DCGAN setting in helpers.config "
+                         f"({', '.join(names)}), not {settings.cgan_settings!r}")
+    return c
+
+
 def setup_inversion(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                     cgan_run_dir=None, max_images: int | None = None, resume: bool = True, progress: bool = True,
                     verbose: bool = True, latent_loss=None, image_loss=None, refine_step=None) -> InversionRun:
     """The trained conditional DCGAN, its frozen generator, and both encoders with their trainers.
 
     The conditional DCGAN is notebook 04's run (``settings.cgan``: the "wide" or the "seed"
-    groups of :data:`helpers.config.CDCGAN`), loaded through :func:`helpers.cdcgan.setup_cdcgan`;
+    groups of the settings that ``settings.cgan_settings`` names, :data:`helpers.config.CDCGAN` by
+    default), loaded through :func:`helpers.cdcgan.setup_cdcgan`;
     if it has not finished training, it is trained here first, with the same code and run folder,
     so this works without notebook 04. The seed's encoder goes to ``run_dir + "-seed"``, the
     improved one to ``run_dir`` (default ``RUNS_DIR / settings.run_name``), which also receives
     ``generator.pt``, the frozen generator the encoder inverts. ``latent_loss``, ``image_loss``
     and ``refine_step`` replace the reference functions (see :meth:`InversionRun.use`).
+    ``settings`` default to :func:`default_settings` for the device and the face source that
+    ``data`` resolves to (:func:`helpers.runs.resolve_source`).
     """
-    s = settings or config.ENCODER
-    c = config.CDCGAN
+    device = pick_device(device)
+    s = settings or default_settings(device, resolve_source(data, data_path))
+    c = cgan_settings(s)
     if s.cgan not in ("wide", "seed"):
         raise ValueError(f"settings.cgan must be 'wide' or 'seed', not {s.cgan!r}")
     groups = c.wide_groups if s.cgan == "wide" else c.groups
-    device = pick_device(device)
     cgan = setup_cdcgan(c, groups, data=data, data_path=data_path, device=device, run_dir=cgan_run_dir,
                         max_images=max_images, progress=progress, verbose=verbose)
     if cgan.trainer.step < c.steps:

@@ -559,10 +559,13 @@ def models_phase(ctx: Context) -> None:
 
 def _measure_encoder(ctx: Context, cdc_runs: dict) -> dict:
     """Notebook 05: both encoders (the seed's and the improved one) against the frozen conditional DCGAN."""
-    s = config.ENCODER
+    s = catalog.get("encoder").settings(ctx.device, ctx.source)
     cgan = cdc_runs.get("cdcgan-wide" if s.cgan == "wide" else "cdcgan")
     if cgan is None:
         raise RuntimeError("the conditional DCGAN it inverts could not be set up")
+    if cgan.settings != encoder.cgan_settings(s):
+        raise RuntimeError(f"the encoder's settings invert {s.cgan_settings}, which is not the conditional DCGAN "
+                           "set up for this device and faces")
     G = cdcgan.frozen_generator(cgan.gan.G, s.calibration_batches, seed=s.seed)
     flops = rate_inv = 0.0
     for mode in ("seed", "real"):  # the two encoders train one after the other: their times add up

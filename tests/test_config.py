@@ -110,3 +110,23 @@ def test_checkpoint_mismatch_exits_3_not_argparse_2(tmp_path):
     run = tmp_path / "run"
     assert main(["dcgan", "--data", "toy", "--steps", "1", "--run-dir", str(run)]) == 0
     assert main(["dcgan", "--data", "toy", "--steps", "2", "--run-dir", str(run), "--set", "ngf=4"]) == 3
+
+
+def test_save_grid_copy_exact_or_as_a_palette(tmp_path):
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from helpers.train import main, save_grid_copy
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "grid.png"
+    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(src)
+    exact = save_grid_copy(src, tmp_path / "a" / "exact.png")
+    assert exact.read_bytes() == src.read_bytes()
+    small = save_grid_copy(src, tmp_path / "b" / "small.png", colors=16)
+    with Image.open(small) as im:
+        assert im.mode == "P" and im.size == (60, 40) and len(im.getcolors()) <= 16
+    with pytest.raises(ValueError, match="2 to 256"):
+        save_grid_copy(src, tmp_path / "c.png", colors=300)
+    assert main(["dcgan", "--save-grid", str(tmp_path / "x.png"), "--grid-colors", "1"]) == 2  # before any training
