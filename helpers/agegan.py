@@ -478,6 +478,10 @@ class AgeGAN(Trainable):
         if s.diffaug:
             diff_augment(torch.zeros(1, 3, 8, 8), s.diffaug)  # an unknown policy fails here, not at step 1
         self.C_age, self.lambda_age_aux, self.age_aux_fakes = None, s.lambda_age_aux, s.age_aux_fakes
+        aux_policy = s.age_aux_diffaug or s.diffaug
+        self._augment_aux = (lambda x: diff_augment(x, aux_policy)) if aux_policy else (lambda x: x)
+        if aux_policy:
+            diff_augment(torch.zeros(1, 3, 8, 8), aux_policy)
         if s.lambda_age_aux > 0:
             self.C_age = self.networks["C_age"] = build(AgeAuxClassifier(s.age_aux_ndf, s.age_aux_size, n_groups))
             self.optimizers["C_age"] = torch.optim.Adam(self.C_age.parameters(), lr=s.age_aux_lr or s.lr,
@@ -540,7 +544,7 @@ class AgeGAN(Trainable):
             with amp.autocast():
                 c_in = torch.cat([real, fake.detach()]) if self.age_aux_fakes else real
                 c_lab = torch.cat([source, source]) if self.age_aux_fakes else source
-                c_loss = F.cross_entropy(self.C_age(aug(c_in)).float(), c_lab)
+                c_loss = F.cross_entropy(self.C_age(self._augment_aux(c_in)).float(), c_lab)
             self.optimizers["C_age"].zero_grad(set_to_none=True)
             amp.backward(c_loss)
             amp.step(self.optimizers["C_age"])
@@ -561,7 +565,7 @@ class AgeGAN(Trainable):
             if m is not None:  # keep the mask small and smooth
                 g_extra["G_mask"] = mask_penalty(m, self.lambda_mask, self.lambda_mask_tv)
             if self.C_age is not None:  # the auxiliary classifier should read the target group in the fakes
-                aux_logits = self.C_age(aug(fake)).float()
+                aux_logits = self.C_age(self._augment_aux(fake)).float()
                 g_extra["G_age_aux"] = self.lambda_age_aux * F.cross_entropy(aux_logits, target)
                 extra["acc_aux"] = (aux_logits.detach().argmax(1) == target).float().mean()
             loss_G = loss_G + sum(g_extra.values())
@@ -740,8 +744,15 @@ def group_labels(ages, group_edges) -> np.ndarray:
 
 
 def default_settings(device="cpu", source: str = "toy"):
-    """:data:`helpers.config.AGEGAN` (128 px) for real faces on a CUDA GPU, :data:`helpers.config.AGEGAN_CPU` (64 px) otherwise."""
-    return config.AGEGAN if torch.device(device).type == "cuda" and source != "toy" else config.AGEGAN_CPU
+    """The settings for a device and a face source.
+
+    Toy faces: :data:`helpers.config.AGEGAN_CPU` (64 px; their age traits are drawn to survive it).
+    Real faces: :data:`helpers.config.AGEGAN_REAL` (128 px) on a CUDA GPU,
+    :data:`helpers.config.AGEGAN_REAL_CPU` (64 px, the shipped weights' setting) anywhere else.
+    """
+    if source == "toy":
+        return config.AGEGAN_CPU
+    return config.AGEGAN_REAL if torch.device(device).type == "cuda" else config.AGEGAN_REAL_CPU
 
 
 class AgeGANRun(Run):
@@ -752,7 +763,9 @@ class AgeGANRun(Run):
     ``test_table``) and the faces shown in every grid (``show``, ``show_images``).
     """
 
-    loss_groups = LOSS_GROUPS
+    # The real-face options' terms get panels of their own (they are absent, and so are the panels, when off).
+    loss_groups = {**LOSS_GROUPS, "real-face parts (generator; the auxiliary classifier's own loss)":
+                   ["G_mask", "G_age_aux", "C_age"], "auxiliary classifier reads the target": ["acc_aux"]}
 
     def describe(self) -> str:
         return (f"{len(self.cache):,} training faces at {self.image_size}px in {len(self.groups)} age groups "

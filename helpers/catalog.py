@@ -111,7 +111,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
               _names("ENCODER_REAL_CPU", "ENCODER_REAL", "ENCODER"),
               encoder.load_inversion, weights="generator.pt", extra_dirs=("-seed",)),
     ModelSpec("agegan", "age-modulated GAN, one face to any age group", "06_age_modulated_gan.ipynb",
-              agegan.default_settings, agegan.setup_agegan, "agegan", _names("AGEGAN_CPU", "AGEGAN"),
+              agegan.default_settings, agegan.setup_agegan, "agegan", _names("AGEGAN_REAL_CPU", "AGEGAN_REAL", "AGEGAN_CPU", "AGEGAN"),
               agegan.load_generator),
 ]}
 

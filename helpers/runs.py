@@ -223,7 +223,8 @@ class Run:
         history = self.trainer.history
         if len(history):
             have = set(history.terms)
-            groups = {k: [t for t in v if t in have] for k, v in self.loss_groups.items()} or None
+            groups = {k: [t for t in v if t in have] for k, v in self.loss_groups.items()}
+            groups = {k: v for k, v in groups.items() if v} or None  # panels of options that were off go
             fig = history.plot(groups=groups)
             out["losses"] = self._save(fig, "losses")
         frames, _ = snaps.frames(up_to=step) if snaps is not None else ([], [])

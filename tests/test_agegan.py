@@ -297,7 +297,7 @@ def test_a_residual_mask_generator_starts_as_the_identity_and_its_colour_learns_
     G = ag.init_weights(G).start_as_identity()
     x = smooth_faces(2, 32)
     y, m = G(x, 1, return_mask=True)
-    assert torch.allclose(y, x, atol=1e-6)
+    assert torch.allclose(y, x, atol=1e-6) and m.max() < 0.05
     (y - 1).abs().mean().backward()
     assert G.decoder.to_rgb[0].weight.grad.abs().sum() > 0  # the colour learns through the 5% of the mask
     assert G.mask_head[-1].weight.grad.abs().sum() == 0  # the mask only once the colour differs from the input
@@ -328,3 +328,20 @@ def test_the_real_face_options_are_off_by_default_and_an_unknown_augmentation_is
     assert not {"G_mask", "G_age_aux", "C_age"} & set(out)
     with pytest.raises(ValueError, match="DiffAugment"):
         tiny(diffaug="colour")
+
+
+def test_default_settings_choose_by_device_and_faces():
+    from helpers import catalog, config
+
+    assert ag.default_settings("cpu", "toy") is config.AGEGAN_CPU
+    assert ag.default_settings("cuda", "toy") is config.AGEGAN_CPU  # toy traits are drawn for 64 px
+    assert ag.default_settings("cpu", "utkface") is config.AGEGAN_REAL_CPU
+    assert ag.default_settings("mps", "facial-age") is config.AGEGAN_REAL_CPU
+    assert ag.default_settings("cuda", "utkface") is config.AGEGAN_REAL
+    for s in (config.AGEGAN_REAL_CPU, config.AGEGAN_REAL):  # the real-face parts are on
+        assert s.mask and s.lambda_age_aux > 0 and s.age_aux_fakes and s.diffaug and not s.per_group_D
+    assert not config.AGEGAN_CPU.mask and config.AGEGAN_CPU.lambda_age_aux == 0  # the toy setting is untouched
+    names = catalog.get("agegan").run_names()
+    assert {config.AGEGAN_REAL_CPU.run_name, config.AGEGAN_REAL.run_name, config.AGEGAN_CPU.run_name} <= set(names)
+    if config.SMOKE:
+        assert config.AGEGAN_REAL_CPU.image_size <= 32 and config.AGEGAN_REAL_CPU.ngf <= 8
