@@ -748,7 +748,7 @@ def default_settings(device="cpu", source: str = "toy"):
 
     Toy faces: :data:`helpers.config.AGEGAN_CPU` (64 px; their age traits are drawn to survive it).
     Real faces: :data:`helpers.config.AGEGAN_REAL` (128 px) on a CUDA GPU,
-    :data:`helpers.config.AGEGAN_REAL_CPU` (64 px, the shipped weights' setting) anywhere else.
+    :data:`helpers.config.AGEGAN_REAL_CPU` (64 px) anywhere else.
     """
     if source == "toy":
         return config.AGEGAN_CPU

@@ -21,6 +21,7 @@ the model's own code: that is the part a notebook teaches.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -312,8 +313,13 @@ def load_trained(run_dir, name: str, train_command: str) -> tuple[dict, Path]:
     return state, path
 
 
-def check_compatible(state: dict, name: str, config: dict, where) -> None:
-    """Raise :class:`CheckpointMismatch` unless ``state`` was saved by model ``name`` with ``config``."""
+def check_compatible(state: dict, name: str, config: dict, where, defaults: Mapping | None = None) -> None:
+    """Raise :class:`CheckpointMismatch` unless ``state`` was saved by model ``name`` with ``config``.
+
+    ``defaults``: values for keys a checkpoint lacks because they were added to the settings after
+    it was saved (the settings' field defaults). A new option's default keeps the old behaviour, so
+    an old run whose other settings match resumes; one that now asks for the option on is refused.
+    """
     fix = (f"Use another run folder for this model (run_dir=... / --run-dir), or delete {where} "
            "to start afresh.")
     if state.get("format") != CHECKPOINT_FORMAT:
@@ -322,13 +328,22 @@ def check_compatible(state: dict, name: str, config: dict, where) -> None:
     if state.get("model") != name:
         raise CheckpointMismatch(f"the checkpoint in {where} belongs to model {state.get('model')!r}, "
                                  f"not {name!r}. {fix}")
-    saved = state.get("config", {})
+    saved = dict(state.get("config", {}))
+    saved.update({k: _plain(v) for k, v in (defaults or {}).items() if k in config and k not in saved})
     keys = sorted(set(saved) | set(config))
     diffs = [f"{k}: {saved.get(k, '<missing>')!r} in the checkpoint, {config.get(k, '<missing>')!r} now"
              for k in keys if saved.get(k, "<missing>") != config.get(k, "<missing>")]
     if diffs:
         raise CheckpointMismatch(f"the checkpoint in {where} was made with another {name} configuration:\n  "
                                  + "\n  ".join(diffs) + f"\n{fix}")
+
+
+def _field_defaults(model) -> dict:
+    """The defaults of the model's settings dataclass (``model.settings``), for :func:`check_compatible`."""
+    s = getattr(model, "settings", None)
+    if s is None or not dataclasses.is_dataclass(s):
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(s) if f.default is not dataclasses.MISSING}
 
 
 def _plain(value):
@@ -488,7 +503,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        check_compatible(state, self.model.name, self.config, self.run_dir)
+        check_compatible(state, self.model.name, self.config, self.run_dir, _field_defaults(self.model))
         m = self.model
         for group, objs in (("networks", m.networks), ("optimizers", m.optimizers),
                             ("schedulers", getattr(m, "schedulers", {}))):

@@ -232,3 +232,16 @@ def test_grad_scaler_path_and_its_state_are_checkpointed(tmp_path):
     t2.model.precision.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
     t2.restore()
     assert t2.step == 4 and t2.model.precision.scaler.get_scale() == scale
+
+
+def test_an_option_added_after_a_checkpoint_resumes_at_its_default_and_is_refused_when_on():
+    from helpers.training import check_compatible
+
+    old = {"format": training.CHECKPOINT_FORMAT, "model": "agegan", "config": {"ngf": 16, "group_edges": [0, 15]}}
+    now = {"ngf": 16, "group_edges": [0, 15], "mask": False, "diffaug": ""}
+    defaults = {"mask": False, "diffaug": "", "group_edges": (0, 15), "run_name": "agegan"}
+    check_compatible(old, "agegan", now, "runs/x", defaults)  # the new options at their defaults: the old run
+    with pytest.raises(CheckpointMismatch, match="mask: False in the checkpoint, True now"):
+        check_compatible(old, "agegan", {**now, "mask": True}, "runs/x", defaults)
+    with pytest.raises(CheckpointMismatch, match="mask"):  # without the defaults, nothing is assumed
+        check_compatible(old, "agegan", now, "runs/x")
