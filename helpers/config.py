@@ -308,7 +308,7 @@ class AgeGANSettings:
     probe_steps: int = 300  # training steps of that check's small age classifier
     seed: int = 0
     run_name: str = "agegan"  # checkpoints go to RUNS_DIR / run_name
-    # Options for real faces (all off by default; the same parts as CycleGAN's, see AGEGAN_REAL_CPU below):
+    # The parts of CycleGAN's real-face recipe, for trying (off in every setting; AGEGAN_REAL_CPU's comment says how they fared):
     mask: bool = False  # the generator paints its change through a soft mask (GANimation, Pumarola et al., 2018)
     lambda_mask: float = 0.0  # weight of the mask's mean (keeps the edit to where the face must change)
     lambda_mask_tv: float = 0.0  # weight of the mask's total variation (keeps it smooth)
