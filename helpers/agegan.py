@@ -86,7 +86,7 @@ from torch import nn
 from . import config
 from .plots import denormalize
 from .layers import (MASK_INIT_BIAS, AgeAuxClassifier, ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1,
-                     count_parameters, diff_augment, init_weights, make_scheduler, mask_head, mask_penalty)
+                     augmenter, count_parameters, init_weights, make_scheduler, mask_head, mask_penalty)
 from .metrics import PUBLISHED_SEED001, accuracy, train_group_classifier
 from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split, show_indices
 from .splits import group_names, group_ranges
@@ -474,14 +474,9 @@ class AgeGAN(Trainable):
         self.optimizers = {"G": self.opt_G, "D": self.opt_D}
         # The real-face options: the mask's penalty, DiffAugment for D, and an auxiliary age classifier.
         self.mask, self.lambda_mask, self.lambda_mask_tv = s.mask, s.lambda_mask, s.lambda_mask_tv
-        self._augment = (lambda x: diff_augment(x, s.diffaug)) if s.diffaug else (lambda x: x)
-        if s.diffaug:
-            diff_augment(torch.zeros(1, 3, 8, 8), s.diffaug)  # an unknown policy fails here, not at step 1
+        self._augment = augmenter(s.diffaug)  # an unknown policy fails here, not at step 1
+        self._augment_aux = augmenter(s.age_aux_diffaug or s.diffaug)
         self.C_age, self.lambda_age_aux, self.age_aux_fakes = None, s.lambda_age_aux, s.age_aux_fakes
-        aux_policy = s.age_aux_diffaug or s.diffaug
-        self._augment_aux = (lambda x: diff_augment(x, aux_policy)) if aux_policy else (lambda x: x)
-        if aux_policy:
-            diff_augment(torch.zeros(1, 3, 8, 8), aux_policy)
         if s.lambda_age_aux > 0:
             self.C_age = self.networks["C_age"] = build(AgeAuxClassifier(s.age_aux_ndf, s.age_aux_size, n_groups))
             self.optimizers["C_age"] = torch.optim.Adam(self.C_age.parameters(), lr=s.age_aux_lr or s.lr,

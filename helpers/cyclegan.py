@@ -102,7 +102,7 @@ from torch import nn
 
 from . import config, splits
 from .cache import build_cache, to_float, to_uint8
-from .layers import (LR_POLICIES, MASK_INIT_BIAS, AgeAuxClassifier, LinearDecay, LSGANLoss, ResidualBlock,
+from .layers import (LR_POLICIES, MASK_INIT_BIAS, AgeAuxClassifier, augmenter, LinearDecay, LSGANLoss, ResidualBlock,
                      WeightedL1, count_parameters, diff_augment, init_weights, make_scheduler, mask_head, mask_penalty)
 from .plots import make_grid
 from .runs import Run, default_run_dir, face_loader, load_split
@@ -112,7 +112,8 @@ from .training import Checkpointer, Precision, Trainable, pick_device, seed_ever
 #: The cycle and identity terms are both a weighted L1 (:class:`helpers.layers.WeightedL1`).
 CycleLoss = IdentityLoss = WeightedL1
 __all__ = ["LR_POLICIES", "LinearDecay", "LSGANLoss", "ResidualBlock", "count_parameters", "init_weights",
-           "make_scheduler", "CycleLoss", "IdentityLoss"]  # re-exported for the notebook; the rest is defined here
+           "make_scheduler", "CycleLoss", "IdentityLoss", "AgeAuxClassifier", "MASK_INIT_BIAS", "diff_augment",
+           "mask_penalty"]  # re-exported for the notebook and the real-face recipe; the rest is defined here
 
 # --------------------------------------------------------------------------- networks
 
@@ -440,8 +441,7 @@ class CycleGAN(Trainable):
         self.config = config.model_config(s)
         ngf, ndf, n_blocks, residual, n_layers_D, seed = s.ngf, s.ndf, s.n_blocks, s.residual, s.n_layers_D, s.seed
         lr, betas, mask = s.lr, (s.beta1, 0.999), s.mask
-        if s.diffaug:  # refuse an unknown policy name now, not at the first step
-            diff_augment(torch.zeros(1, 3, 8, 8), s.diffaug)
+        self._diffaug = augmenter(s.diffaug)  # refuses an unknown policy name now, not at the first step
         self.mask, self.lambda_mask, self.lambda_mask_tv = bool(mask), float(s.lambda_mask), float(s.lambda_mask_tv)
         self.lambda_age, self.diffaug = float(s.lambda_age), str(s.diffaug)
         self.age_aux_fakes, self.age_aux_batch = bool(s.age_aux_fakes), int(s.age_aux_batch)
@@ -568,7 +568,7 @@ class CycleGAN(Trainable):
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         """DiffAugment with the model's policy (``diffaug``) on what the discriminators and the age classifier see."""
-        return diff_augment(x, self.diffaug) if self.diffaug else x
+        return self._diffaug(x)
 
     # ----- checkpointing the pools (the Trainer calls these)
 

@@ -209,6 +209,15 @@ def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout") -> t
     return x.contiguous()
 
 
+def augmenter(policy: str):
+    """``x -> diff_augment(x, policy)``, the policy's names checked now (a ``ValueError`` before any training);
+    ``""`` gives the identity."""
+    if not policy:
+        return lambda x: x
+    diff_augment(torch.zeros(1, 3, 8, 8), policy)
+    return lambda x: diff_augment(x, policy)
+
+
 def mask_penalty(m: torch.Tensor, weight: float, tv_weight: float = 0.0) -> torch.Tensor:
     """GANimation's attention regularisers (Pumarola et al., 2018): ``weight`` x mean(m) keeps the edit
     small (only where the face must change), ``tv_weight`` x total variation keeps the mask smooth."""

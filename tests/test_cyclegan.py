@@ -545,3 +545,13 @@ def test_age_classifier_batch_grows_with_remembered_faces(monkeypatch):
     monkeypatch.setattr(C, "forward", lambda x: (sizes.append(x.shape[0]), fwd(x))[1])
     m.train_step((smooth_faces(2, seed=1), smooth_faces(2, seed=2)))
     assert sizes == [2, 2, 2 + 2 + 5 + 5] and len(m.memory_A) == 2 == len(m.memory_B)
+
+
+def test_augmenter_checks_its_policy_at_once_and_is_the_identity_when_empty():
+    from helpers.layers import augmenter
+
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert augmenter("")(x) is x
+    assert augmenter("translation")(x).shape == x.shape
+    with pytest.raises(ValueError, match="colour"):
+        augmenter("colour")
