@@ -88,6 +88,7 @@ from .plots import denormalize
 from .layers import (MASK_INIT_BIAS, AgeAuxClassifier, ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1,
                      augmenter, count_parameters, init_weights, make_scheduler, mask_head, mask_penalty)
 from .metrics import PUBLISHED_SEED001, accuracy, train_group_classifier
+from .cache import to_float
 from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split, show_indices
 from .splits import group_names, group_ranges
 from .toyfaces import MAX_AGE, render_face
@@ -370,8 +371,8 @@ class AgeDiscriminator(nn.Module):
         self.adv_head = nn.Conv2d(c_in, n_groups if per_group else 1, 3, 1, 1)
         self.age_head = nn.Linear(c_in, n_groups)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(x)
+    def forward(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)  # (``groups`` is for GroupDiscriminators; one network reads every face alike)
         return self.adv_head(h), self.age_head(h.mean(dim=(2, 3)))
 
     def realness(self, adv: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -379,6 +380,43 @@ class AgeDiscriminator(nn.Module):
         if not self.per_group:
             return adv
         return adv.gather(1, groups.long().view(-1, 1, 1, 1).expand(-1, 1, *adv.shape[2:]))
+
+
+class GroupDiscriminators(nn.Module):
+    """One whole discriminator per age group, each judging only the faces that claim its group.
+
+    CycleGAN's two discriminators each see one domain only: real old faces and fakes meant to
+    be old. This gives the age-modulated GAN the same, for any number of groups: face ``i`` goes
+    through discriminator ``groups[i]`` alone (a real face through its own group's, a fake
+    through its target's), so a training step costs what one discriminator costs. Unlike the
+    per-group maps of :class:`AgeDiscriminator`, the groups share no features, and the
+    discriminator of 75+ can learn what only 75+ faces look like. Returns the same
+    ``(patch scores (B, 1, h, w), age logits (B, K))`` pair; the age logits are each network's own
+    head, which sees one group only, so the age terms are meant to be off (``lambda_age_D = 0``).
+    """
+
+    def __init__(self, n_groups: int, ndf: int = 32, n_layers: int = 4):
+        super().__init__()
+        self.nets = nn.ModuleList(AgeDiscriminator(n_groups, ndf, n_layers) for _ in range(n_groups))
+        self.per_group = False
+
+    def forward(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if groups is None:
+            raise ValueError("GroupDiscriminators needs the group each face claims to be in")
+        groups = groups.to(x.device).long()
+        adv, age = None, None
+        for k in torch.unique(groups).tolist():
+            sel = torch.nonzero(groups == k).squeeze(1)
+            a, g = self.nets[k](x.index_select(0, sel))
+            if adv is None:
+                adv = a.new_zeros((len(x), *a.shape[1:]))
+                age = g.new_zeros((len(x), g.shape[1]))
+            adv = adv.index_copy(0, sel, a)
+            age = age.index_copy(0, sel, g)
+        return adv, age
+
+    def realness(self, adv: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        return adv
 
 
 # --------------------------------------------------------------------------- losses
@@ -466,7 +504,9 @@ class AgeGAN(Trainable):
         self.G_back = self.G
         if generators == 2:
             self.G_back = self.networks["G_back"] = build(init_weights(AgeGenerator(**gen)).start_as_identity())
-        self.D = self.networks["D"] = build(init_weights(AgeDiscriminator(n_groups, s.ndf, n_layers_D, s.per_group_D)))
+        D = (GroupDiscriminators(n_groups, s.ndf, n_layers_D) if s.separate_D
+             else AgeDiscriminator(n_groups, s.ndf, n_layers_D, s.per_group_D))
+        self.D = self.networks["D"] = build(init_weights(D))
 
         g_params = [p for k, net in self.networks.items() if k != "D" for p in net.parameters()]  # G (and G_back)
         self.opt_G = torch.optim.Adam(g_params, lr=s.lr, betas=(s.beta1, 0.999))
@@ -478,7 +518,8 @@ class AgeGAN(Trainable):
         self._augment_aux = augmenter(s.age_aux_diffaug or s.diffaug)
         self.C_age, self.lambda_age_aux, self.age_aux_fakes = None, s.lambda_age_aux, s.age_aux_fakes
         if s.lambda_age_aux > 0:
-            self.C_age = self.networks["C_age"] = build(AgeAuxClassifier(s.age_aux_ndf, s.age_aux_size, n_groups))
+            self.C_age = self.networks["C_age"] = build(AgeAuxClassifier(s.age_aux_ndf, s.age_aux_size, n_groups,
+                                                                                   linear=s.age_aux_linear))
             self.optimizers["C_age"] = torch.optim.Adam(self.C_age.parameters(), lr=s.age_aux_lr or s.lr,
                                                         betas=(s.beta1, 0.999))
         self.schedulers = {k: make_scheduler(o, s.lr_policy, s.n_epochs_constant, s.n_epochs_decay)
@@ -526,8 +567,8 @@ class AgeGAN(Trainable):
         #    The fakes are detached here, so this update cannot reach the generator.
         with amp.autocast():
             fake, m = self.G(real, target, return_mask=True)
-            real_adv, real_age = self.D(aug(real))
-            fake_adv, fake_age = self.D(aug(fake.detach()))
+            real_adv, real_age = self.D(aug(real), source)
+            fake_adv, fake_age = self.D(aug(fake.detach()), target)
             real_adv, fake_adv = self.D.realness(real_adv, source), self.D.realness(fake_adv, target)
             d_adv = 0.5 * (self.gan_loss(real_adv, True) + self.gan_loss(fake_adv, False))
             d_age = self.lambda_age_D * self.age_loss_D(real_age, source, fake_age, target)
@@ -550,7 +591,7 @@ class AgeGAN(Trainable):
         #    back to the input when sent to the source age, and stay put when asked for it.
         self.D.requires_grad_(False)  # D only judges here: no gradients for its weights
         with amp.autocast():
-            fake_adv, fake_age = self.D(fake)
+            fake_adv, fake_age = self.D(fake, target)
             g_adv = self.gan_loss(self.D.realness(fake_adv, target), True)
             g_age = self.lambda_age * self.age_loss_G(fake_age, source, target)
             g_cycle = self.lambda_cycle * self.cycle_loss(self.G_back, real, source, fake, target)
@@ -580,6 +621,43 @@ class AgeGAN(Trainable):
         out["acc_real"] = (real_age.detach().argmax(1) == source).float().mean()
         out["acc_fake"] = (fake_age.detach().argmax(1) == target).float().mean()
         return out
+
+    def pretrain_aux(self, images, labels, steps: int | None = None, batch_size: int = 64) -> float | None:
+        """Teach the auxiliary age classifier the real faces' groups before the GAN starts; returns its last accuracy.
+
+        Learnt from scratch inside the step, a six-way age classifier still reads chance after
+        hundreds of steps, so its gradient tells the generator nothing, and a generator left to
+        that finds patterns instead of ages. ``steps`` (default ``settings.age_aux_pretrain``)
+        batches of ``batch_size`` faces from ``images`` (uint8 ``(N, 3, S, S)`` or a FaceCache),
+        every group equally likely, with its own augmentation. Seeded, so a run that restarts
+        from step 0 gets the same classifier. None when there is no classifier or nothing to do.
+        """
+        steps = self.settings.age_aux_pretrain if steps is None else int(steps)
+        if self.C_age is None or steps <= 0:
+            return None
+        x_all = images.tensor() if hasattr(images, "tensor") else torch.as_tensor(images)
+        y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        if len(x_all) != len(y_all) or len(y_all) == 0:
+            raise ValueError(f"{len(y_all)} labels for {len(x_all)} faces")
+        weights = (1.0 / torch.bincount(y_all, minlength=self.n_groups).clamp(min=1).float())[y_all]
+        g = torch.Generator().manual_seed(self.settings.seed + 2)
+        opt, acc = self.optimizers["C_age"], 0.0
+        with torch.random.fork_rng(devices=[]):  # the GAN's own random stream is left where it was
+            torch.manual_seed(self.settings.seed + 3)
+            for _ in range(steps):
+                idx = torch.multinomial(weights, batch_size, replacement=True, generator=g)
+                x = to_float(x_all[idx]).to(self.device)
+                flip = torch.rand(len(x), generator=g) < 0.5
+                x[flip.to(x.device)] = x[flip.to(x.device)].flip(-1)
+                y = y_all[idx].to(self.device)
+                with self.precision.autocast():
+                    logits = self.C_age(self._augment_aux(x)).float()
+                    loss = F.cross_entropy(logits, y)
+                opt.zero_grad(set_to_none=True)
+                self.precision.backward(loss)
+                self.precision.step(opt)
+                acc = 0.9 * acc + 0.1 * float((logits.argmax(1) == y).float().mean())
+        return acc
 
     # ----- checkpointing the target sampler (the Trainer calls these)
 
@@ -811,14 +889,20 @@ def setup_agegan(settings=None, data: str | None = None, data_path=None, device=
     test_cache, test_groups = labelled_cache(test_df, size, labels_of)
     test_images = test_cache.tensor()
     show = show_indices(test_groups, s.n_show)
-    loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed, labels=labels)
+    loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed, labels=labels, balance=s.balanced)
     gan = AgeGAN(s, device=device, precision=precision)
     run = AgeGANRun(s, device, source, gan, loader, run_dir or default_run_dir(s.run_name, source),
                     cache=cache, labels=labels, groups=groups, group_names=group_names(groups), image_size=size,
                     test_images=test_images, test_groups=test_groups, test_table=test_cache.table,
                     show=show, show_images=test_images[show])
-    return run.start(lambda: gan.age_grid(run.show_images).flatten(0, 1), nrow=len(groups) + 1,
-                     resume=resume, progress=progress)
+    run.start(lambda: gan.age_grid(run.show_images).flatten(0, 1), nrow=len(groups) + 1,
+              resume=resume, progress=progress)
+    if run.trainer.step == 0 and gan.C_age is not None and s.age_aux_pretrain > 0:  # a resumed run has its own
+        acc = gan.pretrain_aux(cache, labels)
+        if verbose:
+            print(f"auxiliary age classifier: {s.age_aux_pretrain} steps on the real faces first "
+                  f"(accuracy {100 * acc:.0f}%, chance {100 / len(groups):.0f}%)")
+    return run
 
 
 def evaluate_toy(run: AgeGANRun, n_faces: int | None = None, probe_steps: int | None = None, verbose: bool = True) -> dict:

@@ -331,6 +331,9 @@ class BatchLoader:
 
     ``memory_format=torch.channels_last`` returns batches in the layout that convolutions on
     recent GPUs prefer.
+
+    ``balance=True`` (with ``labels``) draws each epoch's faces with replacement, every label
+    equally likely, so that a batch holds about as many faces of a rare group as of a common one.
     """
 
     def __init__(
@@ -345,6 +348,7 @@ class BatchLoader:
         drop_last: bool = True,
         seed: int = 0,
         memory_format=torch.contiguous_format,
+        balance: bool = False,
     ):
         if isinstance(images, FaceCache):
             images = images.tensor()
@@ -358,6 +362,13 @@ class BatchLoader:
         self.crop, self.flip, self.shuffle, self.drop_last = crop, flip, shuffle, drop_last
         self.memory_format = memory_format
         self.g = torch.Generator(device="cpu").manual_seed(seed)
+        self.weights = None
+        if balance:
+            if self.labels is None:
+                raise ValueError("balance=True needs labels")
+            lab = self.labels.cpu()
+            counts = torch.bincount(lab).float()
+            self.weights = (1.0 / counts)[lab]  # each label's faces share one equal part
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -383,6 +394,9 @@ class BatchLoader:
 
     def __iter__(self):
         n = len(self.images)
-        order = torch.randperm(n, generator=self.g) if self.shuffle else torch.arange(n)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, n, replacement=True, generator=self.g)
+        else:
+            order = torch.randperm(n, generator=self.g) if self.shuffle else torch.arange(n)
         for b in range(len(self)):
             yield self._batch(order[b * self.batch_size : (b + 1) * self.batch_size])

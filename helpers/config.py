@@ -293,6 +293,7 @@ class AgeGANSettings:
     residual: bool = False  # True: the generator draws only the change, added to the face (see notebook 06: it cheats)
     n_layers_D: int = 4  # stride-2 layers in the discriminator's trunk
     per_group_D: bool = True  # one real/fake map per age group (StarGAN v2); False: one shared map
+    separate_D: bool = False  # one whole discriminator per age group (CycleGAN's one per domain); overrides per_group_D
     generators: int = 1  # 1: one generator used both ways (StarGAN); 2: seed 001's forward + restoring pair
     lambda_age: float = 1.0  # generator: age classification of its fakes
     lambda_age_D: float = 1.0  # discriminator: age classification of real faces
@@ -319,6 +320,9 @@ class AgeGANSettings:
     age_aux_fakes: bool = False  # it also learns the fakes as the group they came from (so it cannot be fooled cheaply)
     diffaug: str = ""  # DiffAugment policy for the discriminator (Zhao et al., 2020), e.g. "translation"
     age_aux_diffaug: str = ""  # the auxiliary classifier's own policy ("": the discriminator's); "color,..." hides colour casts from it
+    age_aux_pretrain: int = 0  # steps of 64 real faces the auxiliary classifier learns before the GAN starts (0: none)
+    age_aux_linear: bool = False  # the auxiliary classifier is one linear layer on the pooled pixels (a fixed template per group)
+    balanced: bool = False  # batches drawn with every age group equally likely (the rare 75+ faces as often as children)
 
     @property
     def epochs(self) -> int:

@@ -138,11 +138,19 @@ class AgeAuxClassifier(nn.Module):
     generator for coarse, visible changes (hair colour, skin, face shape) rather than for
     pixel-level patterns that would fool only this one network. The auxiliary domain classifier
     of StarGAN (Choi et al., 2018) plays the same part, there on the discriminator's trunk.
+
+    ``linear=True`` replaces the convolutions with one linear layer on the pooled pixels. Its
+    gradient is then the same fixed template for every face (one per group: roughly the
+    difference between the groups' average faces), so a generator cannot find a private
+    pattern that moves it; only a change along that template does.
     """
 
-    def __init__(self, ndf: int = 16, image_size: int = 32, n_out: int = 1):
+    def __init__(self, ndf: int = 16, image_size: int = 32, n_out: int = 1, linear: bool = False):
         super().__init__()
         self.image_size, self.n_out = int(image_size), int(n_out)
+        if linear:
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * self.image_size**2, self.n_out))
+            return
         layers, c = [], 3
         for w in (ndf, ndf * 2, ndf * 4):
             layers += [nn.Conv2d(c, w, 4, 2, 1), nn.LeakyReLU(0.2, True)]

@@ -78,10 +78,11 @@ def labelled_cache(df, size: int, labels_of, verbose: bool = False):
     return cache, labels
 
 
-def face_loader(cache, batch_size: int, device, precision, seed: int = 0, labels=None, crop: int | None = None):
-    """A shuffling :class:`helpers.cache.BatchLoader` over ``cache`` (with flips) on ``device``."""
+def face_loader(cache, batch_size: int, device, precision, seed: int = 0, labels=None, crop: int | None = None,
+                balance: bool = False):
+    """A shuffling :class:`helpers.cache.BatchLoader` over ``cache`` (with flips) on ``device`` (``balance``: labels drawn equally often)."""
     return BatchLoader(cache, batch_size, labels=labels, device=data_device(device, cache.nbytes), crop=crop,
-                       flip=True, seed=seed, memory_format=precision.memory_format)
+                       flip=True, seed=seed, memory_format=precision.memory_format, balance=balance)
 
 
 def data_device(device: torch.device, nbytes: int) -> torch.device:

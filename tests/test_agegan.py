@@ -344,3 +344,56 @@ def test_default_settings_choose_by_device_and_faces():
     assert {config.AGEGAN_REAL_CPU.run_name, config.AGEGAN_REAL.run_name, config.AGEGAN_CPU.run_name} <= set(names)
     if config.SMOKE:
         assert config.AGEGAN_REAL_CPU.image_size <= 32 and config.AGEGAN_REAL.image_size <= 32
+
+
+def test_group_discriminators_send_each_face_to_its_own_groups_network():
+    D = ag.GroupDiscriminators(K, ndf=8, n_layers=3)
+    x, groups = smooth_faces(5, 32), torch.tensor([2, 0, 2, 3, 1])
+    adv, age = D(x, groups)
+    assert adv.shape == (5, 1, 4, 4) and age.shape == (5, K)
+    for i, k in enumerate(groups.tolist()):
+        alone, _ = D.nets[k](x[i : i + 1])
+        assert torch.allclose(adv[i], alone[0], atol=1e-6)
+    assert torch.equal(D.realness(adv, groups), adv)
+    with pytest.raises(ValueError, match="the group each face claims"):
+        D(x)
+    gan = tiny(separate_D=True, lambda_age_D=0.0, lambda_age=0.0)
+    assert isinstance(gan.D, ag.GroupDiscriminators)
+    before = [p.detach().clone() for p in gan.D.nets[1].parameters()]
+    gan.train_step((smooth_faces(4), torch.tensor([0, 0, 2, 2])))  # targets differ from 0 and 2: some go to 1 or 3
+    out = gan.train_step((smooth_faces(4), torch.tensor([1, 1, 1, 1])))
+    assert all(math.isfinite(float(v)) for v in out.values())
+    assert any(not torch.equal(b, p) for b, p in zip(before, gan.D.nets[1].parameters()))  # group 1's network learned
+
+
+def test_a_linear_auxiliary_classifier_has_one_layer_and_a_gradient_that_is_the_same_for_every_face():
+    from helpers.layers import AgeAuxClassifier
+
+    C = AgeAuxClassifier(image_size=8, n_out=K, linear=True)
+    assert sum(isinstance(m, torch.nn.Linear) for m in C.modules()) == 1 and not any(
+        isinstance(m, torch.nn.Conv2d) for m in C.modules())
+    grads = []
+    for seed in (0, 1):
+        x = smooth_faces(1, 32, seed=seed).requires_grad_(True)
+        C(x)[0, 2].backward()
+        grads.append(x.grad)
+    assert torch.allclose(grads[0], grads[1])
+    gan = tiny(lambda_age_aux=1.0, age_aux_size=8, age_aux_linear=True)
+    out = gan.train_step((smooth_faces(4), torch.arange(4) % K))
+    assert "G_age_aux" in out and math.isfinite(float(out["G_age_aux"]))
+
+
+def test_the_auxiliary_classifier_can_learn_the_real_groups_first_and_does_so_the_same_way_twice():
+    x = ((smooth_faces(8, 32) + 1) * 127.5).round().to(torch.uint8)
+    y = torch.arange(8) % K
+    x[y == 1] = x[y == 1] // 4  # groups 0 and 1 differ in brightness: learnable
+    accs = []
+    for _ in range(2):
+        gan = tiny(lambda_age_aux=1.0, age_aux_size=16, age_aux_ndf=4, age_aux_lr=1e-2, age_aux_pretrain=60)
+        rng = torch.get_rng_state()
+        accs.append(gan.pretrain_aux(x, y))
+        assert torch.equal(rng, torch.get_rng_state())  # the GAN's random stream is untouched
+    assert accs[0] == accs[1] and accs[0] > 0.5  # chance is 1/4
+    assert tiny().pretrain_aux(x, y) is None  # no classifier, nothing to do
+    with pytest.raises(ValueError, match="labels for"):
+        gan.pretrain_aux(x, y[:3])

@@ -133,3 +133,20 @@ def test_batch_loader_epoch_labels_and_resume(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(first, second))
     cl = BatchLoader(cache, batch_size=4, memory_format=torch.channels_last)
     assert next(iter(cl)).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_balanced_loader_draws_a_rare_label_as_often_as_a_common_one():
+    images = torch.zeros(100, 3, 4, 4, dtype=torch.uint8)
+    labels = np.array([0] * 90 + [1] * 10)
+    loader = BatchLoader(images, batch_size=10, labels=labels, seed=0, balance=True)
+    drawn = torch.cat([y for _ in range(20) for _, y in loader])
+    share = float((drawn == 1).float().mean())
+    assert 0.4 < share < 0.6  # 10% of the faces, about half of the draws
+    plain = torch.cat([y for _ in range(5) for _, y in BatchLoader(images, 10, labels=labels, seed=0)])
+    assert float((plain == 1).float().mean()) == pytest.approx(0.1)
+    state = loader.state_dict()
+    first = [y for _, y in loader]
+    loader.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(first, [y for _, y in loader]))  # resumes the same draws
+    with pytest.raises(ValueError, match="needs labels"):
+        BatchLoader(images, 10, balance=True)
