@@ -397,3 +397,19 @@ def test_the_auxiliary_classifier_can_learn_the_real_groups_first_and_does_so_th
     assert tiny().pretrain_aux(x, y) is None  # no classifier, nothing to do
     with pytest.raises(ValueError, match="labels for"):
         gan.pretrain_aux(x, y[:3])
+
+
+def test_the_real_face_setting_uses_what_worked_and_trains():
+    from helpers import config
+
+    s = config.AGEGAN_REAL_CPU
+    assert s.separate_D and s.balanced and s.mask and s.residual and s.lambda_age_aux > 0 and s.age_aux_pretrain > 0
+    assert s.lambda_age_D == 0 and s.lambda_age == 0  # the per-group networks replace the age head
+    assert config.AGEGAN_REAL.separate_D and config.AGEGAN_REAL.age_aux_pretrain == s.age_aux_pretrain
+    gan = ag.AgeGAN(s, image_size=32, n_layers_D=3, ngf=8, ndf=8, age_aux_size=16, age_aux_ndf=4)
+    assert isinstance(gan.D, ag.GroupDiscriminators) and gan.C_age is not None
+    x = smooth_faces(6, 32)
+    y = torch.arange(6) % len(s.group_edges)
+    assert gan.pretrain_aux(((x + 1) * 127.5).round().to(torch.uint8), y, steps=3, batch_size=4) is not None
+    out = gan.train_step((x, y))
+    assert all(math.isfinite(float(v)) for v in out.values())
