@@ -88,7 +88,7 @@ from .plots import denormalize
 from .layers import (MASK_INIT_BIAS, AgeAuxClassifier, ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1,
                      augmenter, count_parameters, init_weights, make_scheduler, mask_head, mask_penalty)
 from .metrics import PUBLISHED_SEED001, accuracy, train_group_classifier
-from .cache import to_float
+from .cache import BatchLoader
 from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split, show_indices
 from .splits import group_names, group_ranges
 from .toyfaces import MAX_AGE, render_face
@@ -639,24 +639,23 @@ class AgeGAN(Trainable):
         y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         if len(x_all) != len(y_all) or len(y_all) == 0:
             raise ValueError(f"{len(y_all)} labels for {len(x_all)} faces")
-        weights = (1.0 / torch.bincount(y_all, minlength=self.n_groups).clamp(min=1).float())[y_all]
-        g = torch.Generator().manual_seed(self.settings.seed + 2)
-        opt, acc = self.optimizers["C_age"], 0.0
+        loader = BatchLoader(x_all, batch_size, labels=y_all, device=self.device, flip=True,
+                             seed=self.settings.seed + 2, balance=True)  # every group equally likely
+        opt, acc, done = self.optimizers["C_age"], 0.0, 0
         with torch.random.fork_rng(devices=[]):  # the GAN's own random stream is left where it was
             torch.manual_seed(self.settings.seed + 3)
-            for _ in range(steps):
-                idx = torch.multinomial(weights, batch_size, replacement=True, generator=g)
-                x = to_float(x_all[idx]).to(self.device)
-                flip = torch.rand(len(x), generator=g) < 0.5
-                x[flip.to(x.device)] = x[flip.to(x.device)].flip(-1)
-                y = y_all[idx].to(self.device)
-                with self.precision.autocast():
-                    logits = self.C_age(self._augment_aux(x)).float()
-                    loss = F.cross_entropy(logits, y)
-                opt.zero_grad(set_to_none=True)
-                self.precision.backward(loss)
-                self.precision.step(opt)
-                acc = 0.9 * acc + 0.1 * float((logits.argmax(1) == y).float().mean())
+            while done < steps:
+                for x, y in loader:
+                    with self.precision.autocast():
+                        logits = self.C_age(self._augment_aux(x)).float()
+                        loss = F.cross_entropy(logits, y)
+                    opt.zero_grad(set_to_none=True)
+                    self.precision.backward(loss)
+                    self.precision.step(opt)
+                    acc = 0.9 * acc + 0.1 * float((logits.argmax(1) == y).float().mean())
+                    done += 1
+                    if done == steps:
+                        break
         return acc
 
     # ----- checkpointing the target sampler (the Trainer calls these)
