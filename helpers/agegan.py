@@ -539,7 +539,8 @@ class AgeGAN(Trainable):
         ``adain(x, gamma, beta)`` goes into every AdaIN layer of the generator(s);
         ``age_loss_D(real_logits, source, fake_logits, target)``, ``age_loss_G(fake_logits,
         source, target)`` and ``cycle_loss(G_back, real, source, fake, target)`` are the
-        unweighted terms of :func:`age_loss_D`, :func:`age_loss_G` and :func:`cycle_loss`.
+        unweighted terms of :func:`age_loss_D`, :func:`age_loss_G` and :func:`cycle_loss`
+        (``age_loss_G`` also scores the auxiliary classifier's logits when there is one).
         """
         given = dict(adain=adain, age_loss_D=age_loss_D, age_loss_G=age_loss_G, cycle_loss=cycle_loss)
         for name, fn in given.items():
@@ -602,7 +603,7 @@ class AgeGAN(Trainable):
                 g_extra["G_mask"] = mask_penalty(m, self.lambda_mask, self.lambda_mask_tv)
             if self.C_age is not None:  # the auxiliary classifier should read the target group in the fakes
                 aux_logits = self.C_age(self._augment_aux(fake)).float()
-                g_extra["G_age_aux"] = self.lambda_age_aux * F.cross_entropy(aux_logits, target)
+                g_extra["G_age_aux"] = self.lambda_age_aux * self.age_loss_G(aux_logits, source, target)  # yours, too
                 extra["acc_aux"] = (aux_logits.detach().argmax(1) == target).float().mean()
             loss_G = loss_G + sum(g_extra.values())
         self.opt_G.zero_grad(set_to_none=True)

@@ -413,3 +413,16 @@ def test_the_real_face_setting_uses_what_worked_and_trains():
     assert gan.pretrain_aux(((x + 1) * 127.5).round().to(torch.uint8), y, steps=3, batch_size=4) is not None
     out = gan.train_step((x, y))
     assert all(math.isfinite(float(v)) for v in out.values())
+
+
+def test_the_students_age_loss_also_scores_the_auxiliary_classifier():
+    seen = []
+
+    def my_age_loss_G(fake_logits, source, target):
+        seen.append(fake_logits.shape)
+        return ag.age_loss_G(fake_logits, source, target)
+
+    gan = tiny(lambda_age_aux=1.0, age_aux_size=16, age_aux_ndf=4)
+    gan.use(age_loss_G=my_age_loss_G)
+    gan.train_step((smooth_faces(4), torch.arange(4) % K))
+    assert len(seen) == 2 and all(s == (4, K) for s in seen)  # the discriminator's head and the classifier
