@@ -486,6 +486,9 @@ class AgeGAN(Trainable):
             raise ValueError(f"generators must be 1 (one shared generator) or 2 (seed 001's forward + restoring), not {generators}")
         if n_groups < 2:
             raise ValueError("at least two age groups are needed")
+        if s.separate_D and (s.lambda_age_D or s.lambda_age):
+            raise ValueError("separate_D=True gives each age group its own discriminator, whose age head sees that "
+                             "group only: set lambda_age_D=0 and lambda_age=0 (the age comes from lambda_age_aux)")
         self.settings = s
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device)

@@ -141,8 +141,10 @@ class AgeAuxClassifier(nn.Module):
 
     ``linear=True`` replaces the convolutions with one linear layer on the pooled pixels. Its
     gradient is then the same fixed template for every face (one per group: roughly the
-    difference between the groups' average faces), so a generator cannot find a private
-    pattern that moves it; only a change along that template does.
+    difference between the groups' average faces). That does not make it safe to learn from:
+    its logits grow without bound along the template, and on real faces the age-modulated
+    generator painted one saturated blob where the template weighs most (notebook 06,
+    section 6). It stays for that lesson.
     """
 
     def __init__(self, ndf: int = 16, image_size: int = 32, n_out: int = 1, linear: bool = False):

@@ -357,6 +357,8 @@ def test_group_discriminators_send_each_face_to_its_own_groups_network():
     assert torch.equal(D.realness(adv, groups), adv)
     with pytest.raises(ValueError, match="the group each face claims"):
         D(x)
+    with pytest.raises(ValueError, match="set lambda_age_D=0 and lambda_age=0"):
+        tiny(separate_D=True)  # the age head's default weights are not 0
     gan = tiny(separate_D=True, lambda_age_D=0.0, lambda_age=0.0)
     assert isinstance(gan.D, ag.GroupDiscriminators)
     before = [p.detach().clone() for p in gan.D.nets[1].parameters()]
