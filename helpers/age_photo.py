@@ -45,7 +45,7 @@ import torch
 from PIL import Image
 
 from . import catalog, colab, config, faces, pretrained
-from .agegan import translate
+from .agegan import check_strength, translate
 from .cache import to_uint8
 from .encoder import _as_float, best_source_label, decode, encode, refine_latents
 from .faces import CROP_SIZE, PhotoError
@@ -249,6 +249,10 @@ class AgeGANAger(Ager):
             self.labels = [str(g) for g in group_ranges(edges)]
         else:
             self.labels = [f"group {k}" for k in range(G.n_groups)]
+
+    def __repr__(self) -> str:
+        strength = getattr(self.G, "strength", 1.0)
+        return super().__repr__()[:-1] + (f", strength {strength:g})" if strength != 1.0 else ")")
 
     def _targets(self, x):
         k = self.G.n_groups
@@ -607,6 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--frames-between", type=int, default=3, help="in-between ages in the animation (age GAN)")
     p.add_argument("--size", type=int, default=256, help="side of the aged faces in pixels (default 256)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="age GAN: the share of its change put on the face, in (0, 2] (default: what its run or "
+                        "shipped file says; 1 is the generator's own output, 1.5 ages more and keeps less of you)")
     p.add_argument("--no-align", action="store_true",
                    help="crop with the Haar box instead of aligning the face with dlib's landmarks")
     p.add_argument("--raw", action="store_true",
@@ -633,6 +640,11 @@ def main(argv=None) -> int:
         parser.error(f"unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(AGERS)}")
     if args.run_dir and len(names) != 1:
         parser.error("--run-dir needs exactly one --model")
+    if args.strength is not None:
+        try:
+            check_strength(args.strength)
+        except ValueError as err:
+            parser.error(str(err))
     try:
         photo = faces.example_photo() if args.photo is None else args.photo
         found = faces.find_face(photo, choose=args.choose, align=not args.no_align)
@@ -656,6 +668,9 @@ def main(argv=None) -> int:
         return EXIT_NO_MODEL
     for ager in agers.values():
         ager.keep_detail = not args.raw
+        if args.strength is not None and isinstance(ager, AgeGANAger):
+            ager.G.strength = check_strength(args.strength)
+            print(f"{ager.name}: at strength {ager.G.strength:g}")
     face = found.full_crop()  # the crop at the photo's own resolution: the models' changes go onto it
     results = age_all(face, agers, size=args.size)
     paths = save_results(face, results, agers, out, args.frames_between, photo_with_boxes=boxes, found=found)

@@ -302,12 +302,17 @@ class AgeGenerator(nn.Module):
     features, and the output is ``m * colour + (1 - m) * x``. Where the mask is closed the output
     *is* the input, pixel for pixel, so the person stays and the age change goes where it shows.
     ``forward(x, t, return_mask=True)`` also returns ``m``.
+
+    ``strength`` (not a weight; 1 unless the run's settings say otherwise) is how much of the change
+    ``G(x, t) - x`` :func:`translate` puts on a face when the generator is *used*; training always
+    sees the whole change.
     """
 
     def __init__(self, n_groups: int, ngf: int = 32, n_enc_blocks: int = 2, n_dec_blocks: int = 2, style_dim: int = 128,
                  upsample: str = "transposed", residual: bool = False, mask: bool = False):
         super().__init__()
         self.n_groups, self.residual = n_groups, residual
+        self.strength = 1.0  # the share of the change :func:`translate` puts on a face (a plain attribute, not a weight)
         self.encoder = Encoder(ngf, n_enc_blocks)
         self.decoder = Decoder(ngf, n_dec_blocks, upsample)
         self.modulator = AgeModulator(n_groups, self.encoder.out_channels, self.decoder.layer_channels, style_dim)
@@ -502,6 +507,7 @@ class AgeGAN(Trainable):
         gen = dict(n_groups=n_groups, ngf=ngf, n_enc_blocks=s.n_enc_blocks, n_dec_blocks=s.n_dec_blocks,
                    style_dim=s.style_dim, upsample=s.upsample, residual=s.residual, mask=s.mask)
         self.G = build(init_weights(AgeGenerator(**gen)).start_as_identity())
+        self.G.strength = check_strength(s.strength)  # used by translate() and the grids, never by the training step
         self.networks = {"G": self.G}
         # The generator that takes the fakes back to their source age: the same one, or a second (seed 001).
         self.G_back = self.G
@@ -685,13 +691,30 @@ class AgeGAN(Trainable):
 # --------------------------------------------------------------------------- inference
 
 
+def check_strength(strength) -> float:
+    """``strength`` as a float, or a ValueError saying what it must be."""
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 < value <= 2.0:
+        raise ValueError(f"strength must be a number in (0, 2] (1: the generator's whole change, 0.5: half of it), "
+                         f"not {strength!r}")
+    return value
+
+
 @torch.no_grad()
-def translate(G: AgeGenerator, x, target, batch_size: int = 64, device=None, precision: Precision | None = None) -> torch.Tensor:
+def translate(G: AgeGenerator, x, target, batch_size: int = 64, device=None, precision: Precision | None = None,
+              strength: float | None = None) -> torch.Tensor:
     """Faces ``x`` (uint8 or float in [-1, 1], ``(B, 3, H, W)``) sent to age group ``target`` by generator ``G``.
 
     ``target``: one group for all faces, one per face, or soft rows (see :func:`as_condition`).
-    Runs in chunks of ``batch_size``; returns float32 images in [-1, 1] on the CPU.
+    ``strength`` (default ``G.strength``, which a run's settings set; 1 otherwise) scales the
+    change: the face returned is ``x + strength * (G(x, t) - x)``, so 1 is the generator's own
+    output and less keeps more of the input. Runs in chunks of ``batch_size``; returns float32
+    images in [-1, 1] on the CPU.
     """
+    strength = check_strength(getattr(G, "strength", 1.0) if strength is None else strength)
     device = torch.device(device) if device is not None else next(G.parameters()).device
     x = torch.as_tensor(x)
     cond = as_condition(target, G.n_groups, len(x))
@@ -707,7 +730,10 @@ def translate(G: AgeGenerator, x, target, batch_size: int = 64, device=None, pre
             chunk = chunk.float().contiguous(memory_format=fmt)
             ctx = precision.autocast() if precision is not None else torch.autocast(device.type, enabled=False)
             with ctx:
-                outs.append(G(chunk, c.to(device)).float().cpu())
+                out = G(chunk, c.to(device)).float()
+            if strength != 1.0:
+                out = (chunk + strength * (out - chunk)).clamp(-1, 1)
+            outs.append(out.cpu())
     finally:
         G.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)
@@ -776,6 +802,7 @@ def generator_from(c: dict, weights: dict, device="cpu") -> AgeGenerator:
     G.load_state_dict(weights)
     G.group_edges = c.get("group_edges")
     G.config = c
+    G.strength = check_strength(c.get("strength", 1.0))
     return G.to(device).eval()
 
 

@@ -29,11 +29,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 
 from . import catalog, config, identity, pretrained
 from . import metrics as M
-from .agegan import group_mid_ages, translate
+from .agegan import check_strength, group_mid_ages, translate
 from .cache import build_cache
 from .cdcgan import frozen_generator
 from .encoder import decode, invert_and_edit
@@ -215,6 +216,9 @@ def translate_agegan(run_dir, judges: Judges, G=None) -> list[Translations]:
     if G is None:
         G = catalog.get("agegan").loader(run_dir, judges.device)
     back_G = catalog.get("agegan").loader(run_dir, judges.device, which="G_back") if int(G.config.get("generators", 1)) == 2 else G
+    if judges.s.agegan_strength is not None:  # --strength: another share of the change than the run's own
+        G.strength = back_G.strength = check_strength(judges.s.agegan_strength)
+    strength = getattr(G, "strength", 1.0)
     edges = list(G.group_edges or config.AGEGAN.group_edges)
     groups = group_ranges(edges)
     K = len(groups)
@@ -228,8 +232,45 @@ def translate_agegan(run_dir, judges: Judges, G=None) -> list[Translations]:
     back = translate(back_G, fake, torch.as_tensor(src))
     truth, ids = _toy_truth(judges, test, idx, np.asarray(group_mid_ages(edges, MAX_AGE))[target], size)
     real = imgs[torch.as_tensor(keep)]
-    return [Translations("agegan", "AgeGAN (age-modulated)", f"each face to another of {K} groups", groups, x, fake,
+    name = "AgeGAN (age-modulated)" + (f", strength {strength:g}" if strength != 1.0 else "")
+    return [Translations("agegan", name, f"each face to another of {K} groups", groups, x, fake,
                          target, real, _ceiling(test, keep), back, truth, ids)]
+
+
+def strength_curve(G, judges: Judges, strengths, n_faces: int | None = None) -> list[dict]:
+    """The age GAN ``G`` at each of ``strengths``, on test faces the results table does *not* score.
+
+    Putting less of the generator's change on a face keeps more of the person and reaches the
+    target age less often (:func:`helpers.agegan.translate`). This measures that trade-off on the
+    test faces left out of :func:`translate_agegan`'s draw (``n_faces`` of them, default the table's
+    number), so a strength chosen here is not tuned on the faces it is then scored on. Each face
+    goes to another group, as in the table. One row per strength: ``age_accuracy`` (%),
+    ``same_person`` (%, on ``identity_faces`` of them) and ``mean_distance``.
+    """
+    strengths = [check_strength(v) for v in strengths]
+    groups = group_ranges(list(G.group_edges or config.AGEGAN.group_edges))
+    test, _, label, keep = _test_in_groups(judges, groups, int(G.config["image_size"]))
+    rest = np.setdiff1d(np.arange(len(keep)), judges.pick(len(keep)))
+    if len(rest) == 0:
+        raise ValueError("the results table scores every test face, so none are left to choose a strength on: "
+                         "score fewer (--n-faces) or use a larger data folder")
+    n = len(rest) if n_faces is None else min(n_faces, len(rest))
+    idx = keep[rest[:n]]
+    x = test.tensor()[torch.as_tensor(idx)].float().div(127.5).sub(1.0)
+    target = _group_targets(label[idx], len(groups))
+    full = translate(G, x, torch.as_tensor(target), strength=1.0)
+    n_id = n if judges.s.identity_faces is None else min(judges.s.identity_faces, n)
+    rec = judges.recognizer
+    src_desc = rec.descriptors(identity.as_faces(x[:n_id])) if rec is not None else None
+    rows = []
+    for v in strengths:
+        fake = (x + v * (full - x)).clamp(-1, 1)
+        row = {"strength": v, "faces": n, "age_accuracy": M.age_accuracy(judges.age, fake, target, groups)}
+        if src_desc is not None:
+            rep = identity.report(identity.distances(src_desc, rec.descriptors(identity.as_faces(fake[:n_id]))))
+            row.update(same_person=100.0 * rep["same_person"], mean_distance=rep["mean_distance"], identity_faces=n_id)
+        rows.append(row)
+    return rows
 
 
 def translate_cdcgan(run_dir, judges: Judges, G=None) -> list[Translations]:
@@ -517,6 +558,11 @@ def main(argv=None) -> int:
     p.add_argument("--pretrained", action="store_true",
                    help="score the real-face weights shipped in weights/ instead of your run folders")
     p.add_argument("--out", default=None, help="path stem of the table (default RUNS_DIR/<EVAL.run_name>/results)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="the share of the age GAN's change put on each face, in (0, 2] (default: what its run or "
+                        "shipped file says; 1 is the generator's own output)")
+    p.add_argument("--strength-curve", default=None, metavar="S1,S2,...",
+                   help="instead of the table: the age GAN at these strengths, on test faces the table does not score")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine)")
     args = p.parse_args(argv)
@@ -528,9 +574,16 @@ def main(argv=None) -> int:
         s = replace(s, n_faces=args.n_faces)
     if args.steps is not None:
         s = replace(s, steps=args.steps)
+    if args.strength is not None:
+        try:
+            s = replace(s, agegan_strength=check_strength(args.strength))
+        except ValueError as e:
+            p.error(str(e))
     device = pick_device(args.device)
     print(config.summary())
     t0 = time.time()
+    if args.strength_curve:
+        return _print_strength_curve(args, s, device)
     try:
         models = args.models
         if args.pretrained and args.models == list(MODELS):  # no --models: every shipped file there is
@@ -548,6 +601,43 @@ def main(argv=None) -> int:
                   ["published; different data and setup; not comparable with the course's table"])
     print(M.markdown_table(df))
     print(f"\nwritten {csv} and {md} in {time.time() - t0:.0f}s")
+    return 0
+
+
+def _print_strength_curve(args, s, device) -> int:
+    """``--strength-curve``: the age GAN's trade-off between age and identity, printed and written as CSV."""
+    try:
+        values = [float(v) for v in args.strength_curve.split(",") if v.strip()]
+        if not values:
+            raise ValueError("give strengths as numbers separated by commas, e.g. --strength-curve 0.7,0.8,0.9,1")
+        if args.pretrained:
+            G, run_dir = pretrained.load("agegan", device), pretrained.path_of("agegan")
+        else:
+            run_dir = find_run("agegan", args.runs_dir)
+            if run_dir is None:
+                raise FileNotFoundError("no age GAN run folder: train one (python -m helpers.train agegan) or add "
+                                        "--pretrained for the shipped weights")
+            G = catalog.get("agegan").loader(run_dir, device)
+        source = args.data or G.config.get("data", "utkface")
+        judges = Judges(source, args.data_path, s, args.fid, args.retrain, device, True, args.max_images)
+        rows = strength_curve(G, judges, values, s.n_faces)
+    except (FileNotFoundError, ValueError, CheckpointMismatch, pretrained.WeightsError) as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 3
+    df = pd.DataFrame(rows)
+    print(f"\nthe age GAN of {run_dir} at each strength, on {rows[0]['faces']} held-out {source} test faces "
+          f"(its own strength: {getattr(G, 'strength', 1.0):g}):")
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if "same_person" in df:
+        ok = df[df["same_person"] >= 90.0]
+        if len(ok):
+            best = ok.loc[ok["age_accuracy"].idxmax()]
+            print(f"the most age with at least 90% the same person: strength {best['strength']:g} "
+                  f"({best['age_accuracy']:.1f}% of the groups, {best['same_person']:.1f}% the same person)")
+    stem = Path(args.out) if args.out else config.RUNS_DIR / s.run_name / "strength_curve"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(stem.with_suffix(".csv"), index=False)
+    print(f"written {stem.with_suffix('.csv')}")
     return 0
 
 

@@ -48,13 +48,21 @@ def _networks(model: str, run_dir: Path) -> tuple[dict, dict]:
     return {k: state["networks"][k] for k in SHIPPED[model]}, {**state["config"], "steps": int(state["step"])}
 
 
-def export(model: str, run_dir, out=None, note: dict | None = None) -> Path:
-    """Write ``model``'s trained networks from ``run_dir`` as float16 safetensors; returns the file's path."""
+def export(model: str, run_dir, out=None, note: dict | None = None, strength: float | None = None) -> Path:
+    """Write ``model``'s trained networks from ``run_dir`` as float16 safetensors; returns the file's path.
+
+    ``strength`` (the age GAN only) records another share of the change for the file to be used
+    with than the run's own (:func:`helpers.agegan.translate`).
+    """
     from safetensors.torch import save_file  # noqa: PLC0415 -- optional at import time; a dependency of the course
 
     if model not in SHIPPED:
         raise WeightsError(f"no shipped weights for {model!r}; these models ship weights: {', '.join(SHIPPED)}")
+    if strength is not None and model != "agegan":
+        raise ValueError(f"--strength applies to the age GAN only, not {model}")
     nets, cfg = _networks(model, Path(run_dir))
+    if strength is not None:
+        cfg = {**cfg, "strength": agegan.check_strength(strength)}
     tensors = {f"{net}.{k}": v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous().cpu()
                for net, sd in nets.items() for k, v in sd.items()}
     meta = {"model": model, "config": json.dumps(cfg, default=str), "note": json.dumps(note or {})}
@@ -119,18 +127,21 @@ def main(argv=None) -> int:
     e.add_argument("model", choices=list(SHIPPED))
     e.add_argument("run_dir")
     e.add_argument("--out", default=None)
+    e.add_argument("--strength", type=float, default=None,
+                   help="agegan: the share of the change the file is used with (default: the run's own)")
     c = sub.add_parser("check", help="read a shipped file back and print what it holds")
     c.add_argument("model", choices=list(SHIPPED))
     args = p.parse_args(argv)
     try:
         if args.what == "export":
-            path = export(args.model, args.run_dir, args.out)
+            path = export(args.model, args.run_dir, args.out, strength=args.strength)
             print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB)")
         else:
             nets, cfg, _ = read(args.model)
             n = sum(t.numel() for sd in nets.values() for t in sd.values())
             print(f"{path_of(args.model)}: {', '.join(nets)}; {n:,} numbers; trained on {cfg.get('data')} "
-                  f"for {cfg.get('steps')} steps at {cfg.get('image_size')} px")
+                  f"for {cfg.get('steps')} steps at {cfg.get('image_size')} px"
+                  + (f", used at strength {cfg['strength']:g}" if "strength" in cfg else ""))
     except (WeightsError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

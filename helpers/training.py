@@ -328,9 +328,11 @@ def check_compatible(state: dict, name: str, config: dict, where, defaults: Mapp
     if state.get("model") != name:
         raise CheckpointMismatch(f"the checkpoint in {where} belongs to model {state.get('model')!r}, "
                                  f"not {name!r}. {fix}")
+    from .config import USE_FIELDS  # noqa: PLC0415 -- config is light; imported here to keep this module standalone
+
     saved = dict(state.get("config", {}))
     saved.update({k: _plain(v) for k, v in (defaults or {}).items() if k in config and k not in saved})
-    keys = sorted(set(saved) | set(config))
+    keys = sorted((set(saved) | set(config)) - USE_FIELDS)  # how the model is used does not change its training
     diffs = [f"{k}: {saved.get(k, '<missing>')!r} in the checkpoint, {config.get(k, '<missing>')!r} now"
              for k in keys if saved.get(k, "<missing>") != config.get(k, "<missing>")]
     if diffs:

@@ -158,6 +158,17 @@ def test_cli_ages_the_example_with_every_model(runs, tmp_path, capsys):
     assert len(list((out / "agegan").glob("*.png"))) == 3
     gif = Image.open(out / "agegan.gif")
     assert gif.n_frames == 2 * (2 * 2 + 1) - 2  # 5 ages, forth and back
+    # --strength: the age GAN's change put on in part; the faces move less far from the input
+    weak = tmp_path / "weak"
+    assert age_photo.main(["--example", "--model", "agegan", "--out", str(weak), "--strength", "0.25",
+                           "--frames-between", "1"]) == 0
+    assert "agegan: at strength 0.25" in capsys.readouterr().out
+    first = Image.open(next((out / "agegan").glob("*.png")))
+    face = np.asarray(Image.open(out / "face.png").convert("RGB").resize(first.size)).astype(float)
+    for png in sorted((out / "agegan").glob("*.png")):
+        full, part = (np.abs(np.asarray(Image.open(d / "agegan" / png.name)).astype(float) - face).mean()
+                      for d in (out, weak))
+        assert part < 0.6 * full, (png.name, part, full)
 
 
 def test_cli_bad_inputs_end_with_a_message(runs, tmp_path, capsys):
@@ -174,6 +185,9 @@ def test_cli_bad_inputs_end_with_a_message(runs, tmp_path, capsys):
             age_photo.main(usage)
         assert stop.value.code == 2
     assert "unknown model(s) nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        age_photo.main(["--example", "--strength", "5"])
+    assert stop.value.code == 2 and "strength must be a number in (0, 2]" in capsys.readouterr().err
 
 
 def test_get_face_falls_back_to_the_example(tmp_path, capsys):

@@ -231,6 +231,30 @@ def test_translate_and_age_grid():
     assert gan.G.training  # translate puts the mode back
 
 
+def test_strength_scales_the_change_and_only_at_use():
+    torch.manual_seed(0)
+    gan = tiny(strength=0.5)
+    with torch.no_grad():  # a generator that changes faces (a fresh residual one is the identity)
+        for p in gan.G.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = smooth_faces(4)
+    full = ag.translate(gan.G, x, 1, strength=1.0)
+    assert (full - x).abs().mean() > 0.01  # there is a change to scale
+    half = gan.translate(x, 1)  # the settings' 0.5
+    assert torch.allclose(half, (x + 0.5 * (full - x)).clamp(-1, 1), atol=1e-5)
+    assert torch.allclose(gan.age_grid(x[:2])[:, 2], half[:2], atol=1e-5)  # the grids use it too
+    with torch.no_grad():  # training sees the whole change
+        assert torch.allclose(gan.G(x, torch.ones(4, dtype=torch.long)), full, atol=1e-5)
+    g = ag.generator_from({**gan.config, "strength": 0.25}, gan.G.state_dict())
+    assert g.strength == 0.25 and ag.generator_from({k: v for k, v in gan.config.items() if k != "strength"},
+                                                    gan.G.state_dict()).strength == 1.0  # older runs: all of it
+    for bad in (0, -1, 2.5, "much", float("nan")):
+        with pytest.raises(ValueError, match=r"strength must be a number in \(0, 2\]"):
+            ag.translate(gan.G, x, 1, strength=bad)
+    with pytest.raises(ValueError, match="strength must be"):
+        tiny(strength=3)
+
+
 def test_resume_and_load_generator(tmp_path):
     x = (torch.rand(12, 3, 32, 32) * 255).to(torch.uint8)
     labels = torch.arange(12) % K

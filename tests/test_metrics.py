@@ -363,3 +363,27 @@ def test_pretrained_cyclegan_scored_on_real_faces_with_the_same_person_column(tm
     strangers = rows.loc["different people (random pairs)", "identity distance (mean)"]
     assert same >= 50 and floor >= 50 and 0 <= rows.loc["CycleGAN (G_AB)", "age accuracy (%)"] <= 100
     assert strangers > rows.loc["CycleGAN (G_AB)", "identity distance (mean)"]
+
+
+def test_agegan_strength_curve_on_held_out_real_faces(tmp_path, real_utkface_dir):
+    """``evaluate --strength-curve``: one row per strength; less of a change keeps the faces closer to their inputs."""
+    out = tmp_path / "curve"
+    weights = tmp_path / "weights"
+    _smoke_python(tmp_path, "import torch; from pathlib import Path; from helpers import pretrained; "
+                            "from helpers.agegan import AgeGAN; from helpers.training import Checkpointer; "
+                            "from helpers.evaluate import main; "
+                            f"pretrained.WEIGHTS_DIR = Path({str(weights)!r}); run = Path({str(tmp_path / 'run')!r}); "
+                            "torch.manual_seed(0); gan = AgeGAN(image_size=32, ngf=4, ndf=4, n_enc_blocks=1, "
+                            "n_dec_blocks=1, style_dim=8, n_layers_D=3, residual=True, strength=0.9)\n"
+                            "with torch.no_grad():\n"
+                            "    [p.add_(0.05 * torch.randn_like(p)) for p in gan.G.parameters()]\n"
+                            "Checkpointer(run).save({'model': 'agegan', 'step': 1, 'config': {**gan.config, "
+                            "'data': 'utkface'}, 'networks': {'G': gan.G.state_dict()}}, 1); "
+                            "pretrained.export('agegan', run)\n"
+                            f"raise SystemExit(main(['--models', 'agegan', '--pretrained', '--data', 'utkface', "
+                            f"'--data-path', {str(real_utkface_dir)!r}, '--max-images', '400', '--out', {str(out)!r}, "
+                            "'--steps', '10', '--n-faces', '20', '--threads', '1', '--strength-curve', '0.25,1']))")
+    df = pd.read_csv(out.with_suffix(".csv"))
+    assert list(df["strength"]) == [0.25, 1.0] and (df["faces"] > 0).all()
+    assert df["age_accuracy"].between(0, 100).all() and df["same_person"].between(0, 100).all()
+    assert df["mean_distance"].iloc[0] < df["mean_distance"].iloc[1]  # a quarter of the change: nearer the input

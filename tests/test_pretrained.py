@@ -73,3 +73,21 @@ def test_toy_trained_models_carry_a_warning(cyclegan_run, monkeypatch, tmp_path)
     save_generators(model, run / "generators.pt")
     ager = age_photo.load_ager("cyclegan")
     assert ager.trained_on == "toy" and "toy (cartoon) faces" in ager.warning
+
+
+def test_agegan_export_records_a_strength(tmp_path):
+    from helpers.agegan import AgeGAN
+
+    torch.manual_seed(0)
+    gan = AgeGAN(group_edges=(0, 30), image_size=16, ngf=4, ndf=4, n_enc_blocks=1, n_dec_blocks=1, style_dim=8,
+                 n_layers_D=2, strength=0.8)
+    run = tmp_path / "run"
+    Checkpointer(run).save({"model": "agegan", "step": 3, "config": {**gan.config, "data": "utkface"},
+                            "networks": {k: v.state_dict() for k, v in gan.networks.items()}}, 3)
+    assert pretrained.load("agegan", path=pretrained.export("agegan", run, tmp_path / "a.safetensors")).strength == 0.8
+    G = pretrained.load("agegan", path=pretrained.export("agegan", run, tmp_path / "b.safetensors", strength=0.6))
+    assert G.strength == 0.6 and pretrained.read("agegan", tmp_path / "b.safetensors")[1]["strength"] == 0.6
+    with pytest.raises(ValueError, match="strength must be"):
+        pretrained.export("agegan", run, tmp_path / "c.safetensors", strength=5)
+    with pytest.raises(ValueError, match="age GAN only"):
+        pretrained.export("cyclegan", run, tmp_path / "d.safetensors", strength=0.5)

@@ -245,3 +245,14 @@ def test_an_option_added_after_a_checkpoint_resumes_at_its_default_and_is_refuse
         check_compatible(old, "agegan", {**now, "mask": True}, "runs/x", defaults)
     with pytest.raises(CheckpointMismatch, match="mask"):  # without the defaults, nothing is assumed
         check_compatible(old, "agegan", now, "runs/x")
+
+
+def test_how_a_model_is_used_does_not_stop_its_run_resuming():
+    """``strength`` is recorded for using the age GAN; a run made at another strength (or before it existed) resumes."""
+    from helpers.training import check_compatible
+
+    old = {"format": training.CHECKPOINT_FORMAT, "model": "agegan", "config": {"ngf": 16, "strength": 1.0}}
+    check_compatible(old, "agegan", {"ngf": 16, "strength": 0.9}, "runs/x")
+    check_compatible({**old, "config": {"ngf": 16}}, "agegan", {"ngf": 16, "strength": 0.9}, "runs/x", {"strength": 1.0})
+    with pytest.raises(CheckpointMismatch, match="ngf: 16 in the checkpoint, 32 now"):  # training settings still count
+        check_compatible(old, "agegan", {"ngf": 32, "strength": 0.9}, "runs/x")
