@@ -73,6 +73,7 @@ head on real faces) and ``acc_fake`` (the age head reading the *target* group in
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
@@ -98,7 +99,7 @@ from .training import Precision, Trainable, load_trained, pick_device, seed_ever
 AgeClassificationLoss, L1Loss = ClassificationLoss, WeightedL1
 
 __all__ = [
-    "adain", "age_loss_D", "age_loss_G", "cycle_loss", "AdaIN", "AgeModulator", "Encoder", "Decoder", "AgeGenerator", "AgeDiscriminator", "AgeGAN",
+    "adain", "age_loss_D", "age_loss_G", "cycle_loss", "aux_loss_C", "check_strength", "AdaIN", "AgeModulator", "Encoder", "Decoder", "AgeGenerator", "AgeDiscriminator", "AgeGAN",
     "AgeClassificationLoss", "L1Loss", "random_targets", "as_condition", "translate", "age_grid",
     "show_age_grid", "load_generator", "LOSS_GROUPS", "SEED001_RESULTS", "group_mid_ages",
     "toy_ground_truth", "count_parameters", "group_labels", "show_indices", "AgeGANRun", "setup_agegan",
@@ -442,6 +443,20 @@ def age_loss_G(fake_logits: torch.Tensor, source: torch.Tensor, target: torch.Te
     return F.cross_entropy(fake_logits.float(), target)
 
 
+def aux_loss_C(real_logits: torch.Tensor, source: torch.Tensor, fake_logits: torch.Tensor,
+               target: torch.Tensor) -> torch.Tensor:
+    """The auxiliary age classifier's own loss (the real-face setting): real faces *and* the fakes as their source groups.
+
+    Cross-entropy over all ``2B`` faces, averaged: the real faces labelled with their groups, and
+    the (detached) fakes labelled with the group they *came from*, not the target they were meant
+    for. A change the generator paints that is not the real look of the target age then reads as
+    the source age, so a pattern stops paying as soon as it appears. ``target`` is there to be left
+    alone: labelled with it, the classifier would learn the generator's patterns as the age.
+    """
+    logits = torch.cat([real_logits, fake_logits]).float()
+    return F.cross_entropy(logits, torch.cat([source, source]))
+
+
 def cycle_loss(G_back: nn.Module, real: torch.Tensor, source: torch.Tensor, fake: torch.Tensor,
                target: torch.Tensor) -> torch.Tensor:
     """The cycle term: ``fake = G(real, target)`` sent back to the *source* group must give ``real``, in mean L1.
@@ -452,7 +467,7 @@ def cycle_loss(G_back: nn.Module, real: torch.Tensor, source: torch.Tensor, fake
 
 
 # The reference functions under other names, for the model's defaults (its arguments shadow these names).
-_age_loss_D, _age_loss_G, _cycle_loss = age_loss_D, age_loss_G, cycle_loss
+_age_loss_D, _age_loss_G, _cycle_loss, _aux_loss_C = age_loss_D, age_loss_G, cycle_loss, aux_loss_C
 
 
 # --------------------------------------------------------------------------- the model
@@ -482,7 +497,7 @@ class AgeGAN(Trainable):
     name = "agegan"
 
     def __init__(self, settings=None, *, device="cpu", precision: Precision | None = None, adain=None,
-                 age_loss_D=None, age_loss_G=None, cycle_loss=None, **changes):
+                 age_loss_D=None, age_loss_G=None, cycle_loss=None, aux_loss_C=None, **changes):
         s = replace(settings or config.AGEGAN_CPU, **changes)  # e.g. AgeGAN(ngf=8) for a quick experiment
         n_groups, n_layers_D, generators, ngf, seed = len(s.group_edges), s.n_layers_D, s.generators, s.ngf, s.seed
         if s.image_size % 4 or s.image_size < 2**n_layers_D:
@@ -513,6 +528,9 @@ class AgeGAN(Trainable):
         self.G_back = self.G
         if generators == 2:
             self.G_back = self.networks["G_back"] = build(init_weights(AgeGenerator(**gen)).start_as_identity())
+        if not 0.0 <= s.ema < 1.0:
+            raise ValueError(f"ema is a decay per step in [0, 1) (0: off; 0.999 averages about the last thousand "
+                             f"steps), not {s.ema!r}")
         D = (GroupDiscriminators(n_groups, s.ndf, n_layers_D) if s.separate_D
              else AgeDiscriminator(n_groups, s.ndf, n_layers_D, s.per_group_D))
         self.D = self.networks["D"] = build(init_weights(D))
@@ -533,25 +551,35 @@ class AgeGAN(Trainable):
                                                         betas=(s.beta1, 0.999))
         self.schedulers = {k: make_scheduler(o, s.lr_policy, s.n_epochs_constant, s.n_epochs_decay)
                            for k, o in self.optimizers.items()}
+        # A moving average of the generator's weights (Karras et al., 2018; Yazici et al., 2019): the
+        # faces it draws wobble less from step to step than the trained weights' own. No optimiser
+        # touches it; it is a network of the checkpoint, and the results and the shipped file use it.
+        self.ema, self.ema_updates, self.G_ema, self.G_use = s.ema, 0, None, self.G
+        if s.ema > 0:
+            self.G_ema = self.G_use = self.networks["G_ema"] = copy.deepcopy(self.G).requires_grad_(False)
 
         self.gan_loss = LSGANLoss()
         self.age_loss_D, self.age_loss_G, self.cycle_loss = _age_loss_D, _age_loss_G, _cycle_loss
+        self.aux_loss_C = _aux_loss_C
         self.lambda_age_D, self.lambda_age, self.lambda_cycle = s.lambda_age_D, s.lambda_age, s.lambda_cycle
         self.identity_loss = WeightedL1(s.lambda_identity)
-        self.use(adain=adain, age_loss_D=age_loss_D, age_loss_G=age_loss_G, cycle_loss=cycle_loss)
+        self.use(adain=adain, age_loss_D=age_loss_D, age_loss_G=age_loss_G, cycle_loss=cycle_loss, aux_loss_C=aux_loss_C)
         # Targets come from their own random generator, so checkpoints can carry its state.
         self.target_rng = torch.Generator().manual_seed(seed + 1)
 
-    def use(self, adain=None, age_loss_D=None, age_loss_G=None, cycle_loss=None) -> "AgeGAN":
+    def use(self, adain=None, age_loss_D=None, age_loss_G=None, cycle_loss=None, aux_loss_C=None) -> "AgeGAN":
         """Train with these functions from now on (None keeps the current one); returns the model.
 
         ``adain(x, gamma, beta)`` goes into every AdaIN layer of the generator(s);
         ``age_loss_D(real_logits, source, fake_logits, target)``, ``age_loss_G(fake_logits,
         source, target)`` and ``cycle_loss(G_back, real, source, fake, target)`` are the
         unweighted terms of :func:`age_loss_D`, :func:`age_loss_G` and :func:`cycle_loss`
-        (``age_loss_G`` also scores the auxiliary classifier's logits when there is one).
+        (``age_loss_G`` also scores the auxiliary classifier's logits when there is one), and
+        ``aux_loss_C(real_logits, source, fake_logits, target)`` is that classifier's own loss
+        (:func:`aux_loss_C`; used when ``age_aux_fakes`` is on).
         """
-        given = dict(adain=adain, age_loss_D=age_loss_D, age_loss_G=age_loss_G, cycle_loss=cycle_loss)
+        given = dict(adain=adain, age_loss_D=age_loss_D, age_loss_G=age_loss_G, cycle_loss=cycle_loss,
+                     aux_loss_C=aux_loss_C)
         for name, fn in given.items():
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be a function, not {type(fn).__name__}")
@@ -561,7 +589,7 @@ class AgeGAN(Trainable):
                     for m in net.modules():
                         if isinstance(m, AdaIN):
                             m.modulate = adain
-        for name in ("age_loss_D", "age_loss_G", "cycle_loss"):
+        for name in ("age_loss_D", "age_loss_G", "cycle_loss", "aux_loss_C"):
             if given[name] is not None:
                 setattr(self, name, given[name])
         return self
@@ -589,8 +617,12 @@ class AgeGAN(Trainable):
         if self.C_age is not None:  # the auxiliary classifier: real faces as their groups (and the fakes as theirs)
             with amp.autocast():
                 c_in = torch.cat([real, fake.detach()]) if self.age_aux_fakes else real
-                c_lab = torch.cat([source, source]) if self.age_aux_fakes else source
-                c_loss = F.cross_entropy(self.C_age(self._augment_aux(c_in)).float(), c_lab)
+                c_logits = self.C_age(self._augment_aux(c_in)).float()  # one pass, one augmentation draw
+                if self.age_aux_fakes:  # real faces and the fakes, both as their source groups (yours, in notebook 06)
+                    c_real, c_fake = c_logits.split(len(real))
+                    c_loss = self.aux_loss_C(c_real, source, c_fake, target)
+                else:
+                    c_loss = F.cross_entropy(c_logits, source)
             self.optimizers["C_age"].zero_grad(set_to_none=True)
             amp.backward(c_loss)
             amp.step(self.optimizers["C_age"])
@@ -621,6 +653,8 @@ class AgeGAN(Trainable):
         self.D.requires_grad_(True)
         if self.C_age is not None:
             self.C_age.requires_grad_(True)
+        if self.ema > 0:
+            self.update_ema()
 
         out = {"D_adv": d_adv, "D_age": d_age, "G_adv": g_adv, "G_age": g_age, "G_cycle": g_cycle,
                "G_identity": g_identity, **g_extra, **extra}
@@ -668,24 +702,40 @@ class AgeGAN(Trainable):
                         break
         return acc
 
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the averaged generator towards the trained one: ``w_ema <- d w_ema + (1 - d) w``.
+
+        The decay ``d`` is ``settings.ema``, smaller over the first steps (``(1 + n) / (10 + n)`` after
+        ``n`` updates), so the untrained start does not linger in the average.
+        """
+        self.ema_updates += 1
+        n = self.ema_updates
+        d = min(self.ema, (1 + n) / (10 + n))
+        for avg, w in zip(self.G_ema.parameters(), self.G.parameters()):
+            avg.lerp_(w.detach(), 1.0 - d)
+        for avg, w in zip(self.G_ema.buffers(), self.G.buffers()):
+            avg.copy_(w)
+
     # ----- checkpointing the target sampler (the Trainer calls these)
 
     def extra_state(self) -> dict:
-        return {"target_rng": self.target_rng.get_state()}
+        return {"target_rng": self.target_rng.get_state(), "ema_updates": self.ema_updates}
 
     def load_extra_state(self, state: dict) -> None:
         if "target_rng" in state:
             self.target_rng.set_state(state["target_rng"])
+        self.ema_updates = int(state.get("ema_updates", 0))
 
     # ----- inference
 
     def translate(self, x, target, batch_size: int = 64) -> torch.Tensor:
         """Faces ``x`` (uint8 or [-1, 1] float, ``(B, 3, H, W)``) at age group ``target``; float32 in [-1, 1] on the CPU."""
-        return translate(self.G, x, target, batch_size=batch_size, device=self.device, precision=self.precision)
+        return translate(self.G_use, x, target, batch_size=batch_size, device=self.device, precision=self.precision)
 
     def age_grid(self, x, batch_size: int = 64) -> torch.Tensor:
-        """:func:`age_grid` with this model's generator."""
-        return age_grid(self.G, x, batch_size=batch_size, device=self.device, precision=self.precision)
+        """:func:`age_grid` with this model's generator (its moving average, when it keeps one)."""
+        return age_grid(self.G_use, x, batch_size=batch_size, device=self.device, precision=self.precision)
 
 
 # --------------------------------------------------------------------------- inference
@@ -790,9 +840,11 @@ def load_generator(run_dir, device="cpu", which: str = "G") -> AgeGenerator:
     Reads the newest checkpoint with ``torch.load(weights_only=True)``, rebuilds the generator
     from the configuration stored in it, and loads its weights. The result carries
     ``group_edges`` (lower edges of the age groups, when the run recorded them) and ``config``.
+    ``which="G"`` is the moving average of the generator's weights when the run kept one (``ema``).
     """
     state, _ = load_trained(run_dir, AgeGAN.name, "python -m helpers.train agegan")
-    return generator_from(state["config"], state["networks"][which], device)
+    nets = state["networks"]
+    return generator_from(state["config"], nets["G_ema"] if which == "G" and "G_ema" in nets else nets[which], device)
 
 
 def generator_from(c: dict, weights: dict, device="cpu") -> AgeGenerator:

@@ -329,6 +329,7 @@ class AgeGANSettings:
     age_aux_linear: bool = False  # the auxiliary classifier is one linear layer on the pooled pixels (a fixed template per group)
     balanced: bool = False  # batches drawn with every age group equally likely (the rare 75+ faces as often as children)
     strength: float = 1.0  # when used (not in training): the share of the generator's change put on a face, in (0, 2]
+    ema: float = 0.0  # >0: keep a moving average of the generator's weights with this decay per step, and use it (0: off)
 
     @property
     def epochs(self) -> int:

@@ -45,7 +45,9 @@ def _networks(model: str, run_dir: Path) -> tuple[dict, dict]:
     state, _ = Checkpointer(run_dir).load(map_location="cpu")
     if state is None or state.get("model") != model:
         raise WeightsError(f"{run_dir} holds no {model} checkpoint")
-    return {k: state["networks"][k] for k in SHIPPED[model]}, {**state["config"], "steps": int(state["step"])}
+    nets = state["networks"]  # the age GAN's moving average of G, when the run kept one, ships as G
+    return ({k: nets[f"{k}_ema"] if f"{k}_ema" in nets else nets[k] for k in SHIPPED[model]},
+            {**state["config"], "steps": int(state["step"])})
 
 
 def export(model: str, run_dir, out=None, note: dict | None = None, strength: float | None = None) -> Path:

@@ -452,3 +452,36 @@ def test_the_students_age_loss_also_scores_the_auxiliary_classifier():
     gan.use(age_loss_G=my_age_loss_G)
     gan.train_step((smooth_faces(4), torch.arange(4) % K))
     assert len(seen) == 2 and all(s == (4, K) for s in seen)  # the discriminator's head and the classifier
+
+
+def test_ema_generator_averages_resumes_and_is_what_is_used(tmp_path):
+    x = (torch.rand(12, 3, 32, 32) * 255).to(torch.uint8)
+    labels = torch.arange(12) % K
+
+    def trainer(folder, **kw):
+        torch.manual_seed(0)
+        loader = BatchLoader(x, 4, labels=labels, seed=0)
+        return Trainer(tiny(residual=True, ema=0.9, **kw), loader, folder, checkpoint_every=2, progress=False)
+
+    t = trainer(tmp_path / "a")
+    before = [p.clone() for p in t.model.G_ema.parameters()]
+    t.fit(steps=4)
+    gan = t.model
+    assert gan.ema_updates == 4 and not any(p.requires_grad for p in gan.G_ema.parameters())
+    moved = [not torch.equal(b, p) for b, p in zip(before, gan.G_ema.parameters())]
+    apart = [not torch.equal(a, w) for a, w in zip(gan.G_ema.parameters(), gan.G.parameters())]
+    assert any(moved) and any(apart)  # it follows the generator, a step behind
+    y = smooth_faces(2)
+    assert torch.allclose(gan.translate(y, 1), ag.translate(gan.G_ema, y, 1), atol=1e-6)  # the results use it
+    # the loaded (and so the shipped) generator is the average
+    G = ag.load_generator(tmp_path / "a")
+    assert all(torch.allclose(a, b) for a, b in zip(G.parameters(), gan.G_ema.parameters()))
+    # interrupted at step 2 and resumed: the same average as the run without a break
+    t2 = trainer(tmp_path / "b")
+    t2.fit(steps=2)
+    t3 = trainer(tmp_path / "b")
+    t3.fit(steps=4)
+    assert t3.model.ema_updates == 4
+    assert all(torch.equal(a, b) for a, b in zip(t3.model.G_ema.parameters(), gan.G_ema.parameters()))
+    with pytest.raises(ValueError, match="ema is a decay per step"):
+        tiny(ema=1.0)

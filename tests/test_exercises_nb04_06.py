@@ -72,6 +72,10 @@ def cycle_ok(G_back, real, source, fake, target):
     return F.l1_loss(G_back(fake, source), real)
 
 
+def aux_ok(real_logits, source, fake_logits, target):
+    return (F.cross_entropy(real_logits, source) + F.cross_entropy(fake_logits, source)) / 2
+
+
 CORRECT = [
     (nb04.check_condition_noise, noise_ok),
     (nb04.check_condition_features, features_ok),
@@ -83,6 +87,7 @@ CORRECT = [
     (nb06.check_age_loss_D, age_D_ok),
     (nb06.check_age_loss_G, age_G_ok),
     (nb06.check_cycle_loss, cycle_ok),
+    (nb06.check_aux_loss_C, aux_ok),
 ]
 
 
@@ -206,6 +211,14 @@ WRONG = [
     ("cycle: detached fake", nb06.check_cycle_loss, lambda G, x, s, f, t: F.l1_loss(G(f.detach(), s), x),
      "do not detach the fake"),
     ("cycle: squared", nb06.check_cycle_loss, lambda G, x, s, f, t: F.mse_loss(G(f, s), x), "squared error"),
+    # notebook 06: the auxiliary classifier of the real-face setting
+    ("aux: fakes as target", nb06.check_aux_loss_C,
+     lambda r, s, f, t: (F.cross_entropy(r, s) + F.cross_entropy(f, t)) / 2, "labelled the fakes with their targets"),
+    ("aux: real only", nb06.check_aux_loss_C, lambda r, s, f, t: F.cross_entropy(r, s), "only the real faces"),
+    ("aux: added", nb06.check_aux_loss_C, lambda r, s, f, t: F.cross_entropy(r, s) + F.cross_entropy(f, s),
+     "you added the two terms"),
+    ("aux: away from target", nb06.check_aux_loss_C,
+     lambda r, s, f, t: (F.cross_entropy(r, s) - F.cross_entropy(f, t)) / 2, "a minus sign"),
 ]
 
 
@@ -292,3 +305,20 @@ def test_the_age_gan_trains_with_the_students_code():
     assert all(p.calls >= 1 for p in parts.values()), {k: p.calls for k, p in parts.items()}
     adains = [m for m in gan.G_back.modules() if isinstance(m, ag.AdaIN)]
     assert adains and all(m.modulate is parts["adain"] for m in adains)  # both generators of seed 001's pair
+
+
+def test_the_real_face_age_gan_teaches_its_classifier_with_the_students_loss():
+    from helpers import agegan as ag
+
+    aux = Counting(aux_ok)
+    kw = dict(group_edges=(0, 30, 60), image_size=16, ngf=4, ndf=4, n_enc_blocks=1, n_dec_blocks=1, style_dim=8,
+              n_layers_D=2, separate_D=True, lambda_age=0.0, lambda_age_D=0.0, lambda_age_aux=1.0, age_aux_size=16,
+              age_aux_ndf=4, age_aux_fakes=True)
+    batch = (torch.rand(4, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 0]))
+    out = ag.AgeGAN(**kw, aux_loss_C=aux).train_step(batch)
+    assert aux.calls == 1
+    torch.manual_seed(0)
+    ref = ag.AgeGAN(**kw).train_step(batch)  # the reference loss: the same number as the student's
+    torch.manual_seed(0)
+    again = ag.AgeGAN(**kw, aux_loss_C=aux_ok).train_step(batch)
+    assert torch.allclose(ref["C_age"], again["C_age"], atol=1e-6) and out["C_age"] > 0

@@ -1,5 +1,5 @@
-"""Checks for notebook 06's exercises: AdaIN, the two age-classification losses and the cycle back
-to the source age.
+"""Checks for notebook 06's exercises: AdaIN, the two age-classification losses, the cycle back
+to the source age, and the real-face setting's auxiliary classifier loss.
 
 Each ``check_*`` takes the student's function, runs it and the reference (:mod:`helpers.agegan`)
 on random inputs and a tiny generator, and raises :class:`ExerciseError` naming the mistake.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..agegan import AgeGenerator, adain, age_loss_D, age_loss_G, cycle_loss, random_targets
+from ..agegan import AgeGenerator, adain, age_loss_D, age_loss_G, aux_loss_C, cycle_loss, random_targets
 from ._shared import call, close, grads, needs_grad, seeded
 from .core import ExerciseError, check_close, passed
 
@@ -159,4 +159,34 @@ def check_cycle_loss(fn) -> str:
     if not close(d_fake, want_d, atol=1e-6):
         raise ExerciseError(f"{what} has the right value but the wrong gradient for the fake; compute it as "
                             "F.l1_loss(G_back(fake, source), real)")
+    return passed(what)
+
+
+def check_aux_loss_C(fn) -> str:
+    """``fn(real_logits, source, fake_logits, target)``: cross-entropy over real faces and fakes, both as their *source* groups."""
+    what = "aux_loss_C"
+    real_logits, source, target = _logits(5)
+    fake_logits, _, _ = _logits(6)
+    got = call(fn, what, real_logits, source, fake_logits, target)
+    want = aux_loss_C(real_logits, source, fake_logits, target)
+    ce = F.cross_entropy
+    check_close(got, want, what, {
+        "you labelled the fakes with their targets: the classifier then learns whatever the generator paints as "
+        "the target age, and helps it cheat with patterns. Label them with the group they came from, source":
+            lambda: (ce(real_logits, source) + ce(fake_logits, target)) / 2,
+        "you labelled the fakes with their targets and summed the two terms; label them with source, and average "
+        "over all the faces": lambda: ce(real_logits, source) + ce(fake_logits, target),
+        "only the real faces: then a pattern that fools the classifier keeps paying. Also teach it the fakes, as "
+        "their source groups": lambda: ce(real_logits, source),
+        "only the fakes: the classifier must still learn the real faces' groups": lambda: ce(fake_logits, source),
+        "you added the two terms; average over all the faces (the mean of the two, or F.cross_entropy on them "
+        "concatenated)": lambda: ce(real_logits, source) + ce(fake_logits, source),
+        "you pushed the fakes away from their targets (a minus sign); teach the classifier their source group "
+        "instead, so that the true answer is a group it can learn": lambda: (ce(real_logits, source) - ce(fake_logits, target)) / 2,
+        "you summed over the faces; average them (F.cross_entropy's default)":
+            lambda: ce(torch.cat([real_logits, fake_logits]), torch.cat([source, source]), reduction="sum"),
+        "you applied a softmax before F.cross_entropy, which applies its own: pass the logits":
+            lambda: ce(torch.cat([real_logits, fake_logits]).softmax(1), torch.cat([source, source])),
+    })
+    needs_grad(got, what, "the auxiliary classifier")
     return passed(what)
