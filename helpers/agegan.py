@@ -69,6 +69,15 @@ Logged terms (weighted, as the optimisers see them): ``D_adv``, ``D_age``, ``G_a
 ``G_age``, ``G_cycle``, ``G_identity``, their sums ``D`` and ``G``, ``total = D + G`` (seed
 001's "cumulative loss" curve), and two accuracies that are not losses: ``acc_real`` (the age
 head on real faces) and ``acc_fake`` (the age head reading the *target* group in the fakes).
+
+**On real faces** (``config.AGEGAN_REAL_CPU``; notebook 06, section 6, has the runs) the recipe
+changes: one whole discriminator per age group (``separate_D``), batches balanced across the
+groups, the age head off, and an auxiliary age classifier :math:`C` taught the real groups before
+the GAN starts. The generator adds :math:`\lambda_{aux}\,\mathrm{CE}(C(\tilde x), t)` (``G_age_aux``),
+and :math:`C` learns every step from the real faces and the fakes, *both labelled with their source
+group* (:func:`aux_loss_C`, logged as ``C_age``). Once trained, the generator is used at a
+``strength``: ``x + strength * (G(x, t) - x)`` (:func:`translate`), and with ``ema`` the results
+come from a moving average of its weights.
 """
 
 from __future__ import annotations

@@ -356,14 +356,15 @@ AGEGAN_CPU = pick(
 # the runs): the residual generator with a mask kept smooth; one whole discriminator per age group
 # (separate_D, CycleGAN's one per domain), with batches that hold every group equally (balanced); an
 # auxiliary age classifier taught the real groups for 6,000 steps before the GAN starts
-# (age_aux_pretrain) and, during it, also the fakes as their source group; used at strength 0.9 (90%
-# of the change on each face, chosen on test faces the table does not score). 2,583 steps, 22.1 min
-# on both threads of a quiet 2-core CPU: 54.2% of six groups, 90.0% same person (the shipped weights).
+# (age_aux_pretrain) and, during it, also the fakes as their source group; the results come from a
+# moving average of G's weights (ema) used at strength 0.85 (85% of the change on each face, chosen on
+# test faces the table does not score). 2,583 steps, 22.1 min on both threads of a quiet 2-core CPU:
+# 54.8% of six groups, 91.0% same person (the shipped weights).
 _AGEGAN_REAL_OPTIONS = dict(
     mask=True, residual=True, lambda_mask=0.001, lambda_mask_tv=0.5, separate_D=True, lambda_age=0.0,
     lambda_age_D=0.0, balanced=True, lambda_age_aux=2.0, age_aux_fakes=True, age_aux_lr=1e-3,
     age_aux_diffaug="color,translation", age_aux_pretrain=6000, diffaug="translation", lambda_cycle=5.0,
-    lambda_identity=2.0, strength=0.9,
+    lambda_identity=2.0, ema=0.999, strength=0.85,
 )
 AGEGAN_REAL_CPU = pick(
     replace(AGEGAN_CPU, **_AGEGAN_REAL_OPTIONS, run_name="agegan-real-cpu"),

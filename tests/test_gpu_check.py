@@ -131,7 +131,7 @@ def test_evaluation_rows(smoke_run):
     _, out, _ = smoke_run
     rows = [r for r in _results(out)["evaluation"]["rows"] if r["status"] == "ok"]
     # the real-face age GAN is used at its setting's strength, and its row says so
-    assert [r["model"] for r in rows] == ["CycleGAN (G_AB)", "CycleGAN (G_BA)", "AgeGAN (age-modulated), strength 0.9"]
+    assert [r["model"] for r in rows] == ["CycleGAN (G_AB)", "CycleGAN (G_BA)", f"AgeGAN (age-modulated), strength {config.AGEGAN_REAL.strength:g}"]
     assert all(0 <= r["age_accuracy"] <= 100 and r["faces"] > 0 for r in rows)
 
 
