@@ -539,7 +539,7 @@ class AgeGAN(Trainable):
             self.G_back = self.networks["G_back"] = build(init_weights(AgeGenerator(**gen)).start_as_identity())
         if not 0.0 <= s.ema < 1.0:
             raise ValueError(f"ema is a decay per step in [0, 1) (0: off; 0.999 averages about the last thousand "
-                             f"steps), not {s.ema!r}")
+                             f"steps, fewer early in a run), not {s.ema!r}")
         D = (GroupDiscriminators(n_groups, s.ndf, n_layers_D) if s.separate_D
              else AgeDiscriminator(n_groups, s.ndf, n_layers_D, s.per_group_D))
         self.D = self.networks["D"] = build(init_weights(D))
