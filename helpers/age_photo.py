@@ -666,6 +666,8 @@ def main(argv=None) -> int:
         faces_paths = save_results(found.crop, {}, {}, out, photo_with_boxes=boxes)
         print(f"No model could age the photo. The crop is in {faces_paths['face']}.", file=sys.stderr)
         return EXIT_NO_MODEL
+    if args.strength is not None and not any(isinstance(a, AgeGANAger) for a in agers.values()):
+        print("--strength changes only the age GAN, which is not among these models: ignored")
     for ager in agers.values():
         ager.keep_detail = not args.raw
         if args.strength is not None and isinstance(ager, AgeGANAger):

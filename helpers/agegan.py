@@ -108,7 +108,7 @@ from .training import Precision, Trainable, load_trained, pick_device, seed_ever
 AgeClassificationLoss, L1Loss = ClassificationLoss, WeightedL1
 
 __all__ = [
-    "adain", "age_loss_D", "age_loss_G", "cycle_loss", "aux_loss_C", "check_strength", "AdaIN", "AgeModulator", "Encoder", "Decoder", "AgeGenerator", "AgeDiscriminator", "AgeGAN",
+    "adain", "age_loss_D", "age_loss_G", "cycle_loss", "aux_loss_C", "check_strength", "apply_strength", "AdaIN", "AgeModulator", "Encoder", "Decoder", "AgeGenerator", "AgeDiscriminator", "AgeGAN",
     "AgeClassificationLoss", "L1Loss", "random_targets", "as_condition", "translate", "age_grid",
     "show_age_grid", "load_generator", "LOSS_GROUPS", "SEED001_RESULTS", "group_mid_ages",
     "toy_ground_truth", "count_parameters", "group_labels", "show_indices", "AgeGANRun", "setup_agegan",
@@ -762,6 +762,11 @@ def check_strength(strength) -> float:
     return value
 
 
+def apply_strength(x: torch.Tensor, out: torch.Tensor, strength: float) -> torch.Tensor:
+    """``x + strength * (out - x)`` in [-1, 1]: a share of the change from faces ``x`` to the generator's ``out``."""
+    return out if strength == 1.0 else (x + strength * (out - x)).clamp(-1, 1)
+
+
 @torch.no_grad()
 def translate(G: AgeGenerator, x, target, batch_size: int = 64, device=None, precision: Precision | None = None,
               strength: float | None = None) -> torch.Tensor:
@@ -790,9 +795,7 @@ def translate(G: AgeGenerator, x, target, batch_size: int = 64, device=None, pre
             ctx = precision.autocast() if precision is not None else torch.autocast(device.type, enabled=False)
             with ctx:
                 out = G(chunk, c.to(device)).float()
-            if strength != 1.0:
-                out = (chunk + strength * (out - chunk)).clamp(-1, 1)
-            outs.append(out.cpu())
+            outs.append(apply_strength(chunk, out, strength).cpu())
     finally:
         G.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)

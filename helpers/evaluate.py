@@ -34,7 +34,7 @@ import torch
 
 from . import catalog, config, identity, pretrained
 from . import metrics as M
-from .agegan import check_strength, group_mid_ages, translate
+from .agegan import apply_strength, check_strength, group_mid_ages, translate
 from .cache import build_cache
 from .cdcgan import frozen_generator
 from .encoder import decode, invert_and_edit
@@ -264,7 +264,7 @@ def strength_curve(G, judges: Judges, strengths, n_faces: int | None = None) -> 
     src_desc = rec.descriptors(identity.as_faces(x[:n_id])) if rec is not None else None
     rows = []
     for v in strengths:
-        fake = (x + v * (full - x)).clamp(-1, 1)
+        fake = apply_strength(x, full, v)
         row = {"strength": v, "faces": n, "age_accuracy": M.age_accuracy(judges.age, fake, target, groups)}
         if src_desc is not None:
             rep = identity.report(identity.distances(src_desc, rec.descriptors(identity.as_faces(fake[:n_id]))))
@@ -607,9 +607,13 @@ def main(argv=None) -> int:
 def _print_strength_curve(args, s, device) -> int:
     """``--strength-curve``: the age GAN's trade-off between age and identity, printed and written as CSV."""
     try:
-        values = [float(v) for v in args.strength_curve.split(",") if v.strip()]
+        usage = "give strengths as numbers separated by commas, e.g. --strength-curve 0.7,0.8,0.9,1"
+        try:
+            values = [float(v) for v in args.strength_curve.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--strength-curve {args.strength_curve!r}: {usage}") from None
         if not values:
-            raise ValueError("give strengths as numbers separated by commas, e.g. --strength-curve 0.7,0.8,0.9,1")
+            raise ValueError(usage)
         if args.pretrained:
             G, run_dir = pretrained.load("agegan", device), pretrained.path_of("agegan")
         else:

@@ -387,3 +387,13 @@ def test_agegan_strength_curve_on_held_out_real_faces(tmp_path, real_utkface_dir
     assert list(df["strength"]) == [0.25, 1.0] and (df["faces"] > 0).all()
     assert df["age_accuracy"].between(0, 100).all() and df["same_person"].between(0, 100).all()
     assert df["mean_distance"].iloc[0] < df["mean_distance"].iloc[1]  # a quarter of the change: nearer the input
+
+
+def test_strength_curve_with_words_for_numbers_says_what_to_give(capsys):
+    from helpers import evaluate
+
+    assert evaluate.main(["--models", "agegan", "--strength-curve", "a,b"]) == 3
+    assert "give strengths as numbers separated by commas" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # a single strength out of range: a usage error
+        evaluate.main(["--models", "agegan", "--strength", "9"])
+    assert stop.value.code == 2 and "strength must be a number in (0, 2]" in capsys.readouterr().err
