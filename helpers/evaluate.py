@@ -144,6 +144,7 @@ class Translations:
     has_input: bool = True
     run: str = ""
     source_name: str = ""  # the data source the faces come from
+    index: np.ndarray | None = None  # each input's row in the test table (for its full-resolution crop)
 
     @property
     def scheme(self) -> str:
@@ -207,7 +208,8 @@ def translate_cyclegan(run_dir, judges: Judges, model=None, info: dict | None = 
         truth, ids = _toy_truth(judges, test, idx, _truth_ages(judges, groups, tgt), size)
         name = "G_AB" if direction == "A2B" else "G_BA"
         out.append(Translations("cyclegan", f"CycleGAN ({name})", f"{groups[src]} -> {groups[target]}", groups, x,
-                                fake, tgt, imgs[torch.as_tensor(label == target)], ceiling, back, truth, ids))
+                                fake, tgt, imgs[torch.as_tensor(label == target)], ceiling, back, truth, ids,
+                                index=idx))
     return out
 
 
@@ -234,7 +236,7 @@ def translate_agegan(run_dir, judges: Judges, G=None) -> list[Translations]:
     real = imgs[torch.as_tensor(keep)]
     name = "AgeGAN (age-modulated)" + (f", strength {strength:g}" if strength != 1.0 else "")
     return [Translations("agegan", name, f"each face to another of {K} groups", groups, x, fake,
-                         target, real, _ceiling(test, keep), back, truth, ids)]
+                         target, real, _ceiling(test, keep), back, truth, ids, index=idx)]
 
 
 def strength_curve(G, judges: Judges, strengths, n_faces: int | None = None) -> list[dict]:
@@ -325,16 +327,52 @@ def score(t: Translations, judges: Judges) -> dict:
                                ground_truth=t.truth, identities=t.identities, trait_classifier=judges.traits,
                                reference=t.reference, fid=judges.fid)
     row = {"model": t.model, "translation": t.translation, "data": judges.source, "status": "ok", **r}
+    if t.has_input:  # a model with no input face (the cDCGAN) has no change to judge
+        row["realism_flagged"] = M.realism_flag_rate(t.fake, t.source)
     if judges.recognizer is not None and t.has_input:
         n = len(t.source) if judges.s.identity_faces is None else min(judges.s.identity_faces, len(t.source))
         row.update(_identity_columns(identity.identity_report(t.source[:n], t.fake[:n], judges.recognizer)))
+        if t.index is not None:
+            row.update(_identity_columns(full_resolution_identity(t, judges, n), suffix="_256"))
     if t.run:
         row["run"] = t.run
     return row
 
 
-def _identity_columns(rep: dict) -> dict:
-    return {"same_person": 100.0 * rep["same_person"], "identity_distance": rep["mean_distance"]}
+def _identity_columns(rep: dict, suffix: str = "") -> dict:
+    return {"same_person" + suffix: 100.0 * rep["same_person"], "identity_distance" + suffix: rep["mean_distance"]}
+
+
+#: The side of the photo path's result that the full-resolution identity column measures.
+PHOTO_SIZE = 256
+
+
+def _full_crop() -> int:
+    """The side of the full-resolution test crops (UTKFace's 200 px; the small size in smoke mode)."""
+    return config.DATA.image_size if config.SMOKE else 200
+
+
+def full_resolution_photos(t: Translations, judges: Judges, n: int | None = None, size: int = PHOTO_SIZE):
+    """``(crops, results)``: the first ``n`` inputs' full-resolution crops at ``size`` px and the photo
+    path's result for each (:func:`helpers.age_photo.apply_change`: the model's change, made at its own
+    size, enlarged and added to the sharp crop), as lists of uint8 ``(size, size, 3)`` pictures."""
+    from .age_photo import apply_change  # the photo path's own function (an app of the same layer)
+
+    n = len(t.source) if n is None else min(n, len(t.source))
+    full = judges.test_cache(_full_crop()).images
+    crops, results = [], []
+    for k in range(n):
+        face = np.asarray(full[int(t.index[k])])
+        out = apply_change(face, t.source[k : k + 1], t.fake[k : k + 1], size)[0]
+        crops.append(np.asarray(apply_change(face, t.source[k : k + 1], t.source[k : k + 1], size)[0]))
+        results.append(out)
+    return crops, results
+
+
+def full_resolution_identity(t: Translations, judges: Judges, n: int | None = None) -> dict:
+    """Same person on the photo path's 256-px results against the 256-px crops (:func:`full_resolution_photos`)."""
+    crops, results = full_resolution_photos(t, judges, n)
+    return identity.identity_report(crops, results, judges.recognizer)
 
 
 def identity_rows(judges: Judges, sizes) -> list[dict]:
@@ -346,18 +384,50 @@ def identity_rows(judges: Judges, sizes) -> list[dict]:
     """
     if judges.recognizer is None:
         return []
-    test = judges.test_cache(config.DATA.image_size if config.SMOKE else 200).tensor()
+    test = judges.test_cache(_full_crop()).tensor()
     idx = torch.as_tensor(judges.pick(len(test), seed=2, n=judges.s.identity_faces))
     faces = test[idx]
     base = {"data": judges.source, "status": "baseline", "faces": len(faces)}
     rows = [{**base, "model": f"real faces shrunk to {size} px and back", "translation": "resolution floor",
              **_identity_columns(identity.resolution_floor(faces, int(size), judges.recognizer))}
             for size in sorted(set(int(s) for s in sizes))]
-    rows.append({**base, "model": "different people (random pairs)", "translation": "strangers",
+    # Strangers at each size a same-person figure is measured at: the models' size (enlarged to 200 px by the
+    # recogniser, as their outputs are) and the photo path's 256 px. Same pairs (seed 3) at every size.
+    for size in sorted(set(int(s) for s in sizes)):
+        small = M._resize(test.float(), size).round().clamp(0, 255).to(torch.uint8)
+        rows.append({**base, "model": "different people (random pairs)", "translation": f"strangers at {size} px",
+                     "faces": judges.s.identity_pairs,
+                     **_identity_columns(identity.different_people(small, judges.s.identity_pairs, seed=3,
+                                                                   recognizer=judges.recognizer))})
+    big = M._resize(test.float(), PHOTO_SIZE).round().clamp(0, 255).to(torch.uint8)
+    rows.append({**base, "model": "different people (random pairs)", "translation": f"strangers at {PHOTO_SIZE} px",
                  "faces": judges.s.identity_pairs,
-                 **_identity_columns(identity.different_people(test, judges.s.identity_pairs, seed=3,
-                                                               recognizer=judges.recognizer))})
+                 **_identity_columns(identity.different_people(big, judges.s.identity_pairs, seed=3,
+                                                               recognizer=judges.recognizer), suffix="_256")})
     return rows
+
+
+def realism_rows(judges: Judges) -> dict:
+    """The realism measure's validation on this source's real test faces (:func:`helpers.metrics.realism_check`)."""
+    test = judges.test_cache(M.REALISM.size)
+    n = 300 if judges.s.n_faces is None else min(300, max(judges.s.n_faces, 24))
+    return M.realism_check(test.tensor(), test.table, n=n)
+
+
+def realism_check_rows(judges: Judges) -> list[dict]:
+    """Three reference rows of the realism column: planted artifacts (must be flagged), the same faces
+    unaltered and real faces of the other age group (must not be); the per-kind rates go to the notes."""
+    c = realism_rows(judges)
+    base = {"data": judges.source, "status": "realism check", "translation": "realism check"}
+    kinds = ", ".join(f"{k} {c[f'planted:{k}']:.0f}%" for k in M.PLANT_KINDS)
+    return [{**base, "model": f"real faces with planted artifacts ({len(M.PLANT_KINDS)} kinds)",
+             "faces": c["faces"] * len(M.PLANT_KINDS), "realism_flagged": c["planted"],
+             "realism_note": f"realism check on {judges.source}: planted artifacts flagged by kind: {kinds}; "
+                             + "; ".join(M.realism_check_lines(c)[1:])},
+            {**base, "model": "the same faces unaltered (shrunk to half size and back)", "faces": c["faces"],
+             "realism_flagged": c["clean"]},
+            {**base, "model": "real faces of the other age group (15-30 <-> 50+)", "faces": c["other age faces"],
+             "realism_flagged": c["other age"]}]
 
 
 def predicted_groups(t: Translations, judges: Judges) -> np.ndarray:
@@ -436,6 +506,7 @@ def score_all(sets, judges: dict, missing=()) -> list[dict]:
         sizes = [t.source.shape[-1] for t in sets if t.has_input and _source_of(t, judges) == source]
         if sizes:
             rows += identity_rows(j, sizes)
+            rows += realism_check_rows(j)
     for name in missing:
         rows.append({"model": name, "status": "not trained",
                      "translation": f"train it first: python -m helpers.train {name}"})
@@ -530,6 +601,17 @@ def table_notes(rows) -> list[str]:
              "whose three traits it reads right (no model can score higher).",
              "seed 001's published figures are in the *_published file: different data and setup, not comparable."]
     notes += sorted({r["identity_note"] for r in rows if r.get("identity_note")})
+    if any(r.get("realism_flagged") is not None for r in rows):
+        notes.append("flagged unrealistic: share of outputs that would not pass for a photo of the input's face: "
+                     "a patch of colour no face has, or a lone dark spot, that the change painted "
+                     "(helpers.metrics.RealismJudge; lower is better). The 'realism check' rows validate it: "
+                     "artifacts planted on real test faces must be flagged (>= 90%), the same faces unaltered and "
+                     "real faces of the other age group must not (<= 5%).")
+    notes += sorted({r["realism_note"] for r in rows if r.get("realism_note")})
+    if any(r.get("same_person_256") is not None for r in rows):
+        notes.append(f"same person at {PHOTO_SIZE} px: the photo path's result (helpers.age_photo.apply_change: the "
+                     f"model's change enlarged and added to the sharp {PHOTO_SIZE}-px crop) against that crop; "
+                     "the strangers rows give how often two different people pass at each size.")
     kinds = {r.get("fid_kind") for r in rows} - {None, "not measured"}
     if kinds:
         notes.append("FID compares the translations with the real test faces of the target group(s); the ceiling "

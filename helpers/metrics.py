@@ -754,6 +754,368 @@ def frechet_distance(real, fake, choice: FIDChoice, classifier: FaceCNN | None =
     return float(metric.compute())
 
 
+# --------------------------------------------------------------------------- realism: would the output pass for a photo?
+
+#: Where the face lies in the course's crops (UTKFace framing, which helpers.faces also cuts photos to):
+#: an ellipse with centre (cx, cy) and semi-axes (ax, ay), as fractions of the crop's side.
+FACE_ELLIPSE = (0.5, 0.56, 0.34, 0.42)
+#: The artifacts :func:`plant_artifacts` paints: four colour patches, dark spots, a colour smear along the jaw.
+PLANT_KINDS = ("purple", "green", "orange", "blue", "dark", "jaw")
+#: The patch colours as CIE a*, b* (and a change of lightness L*): saturated, none of them a skin tone.
+PATCH_COLOURS = {"purple": (45.0, -35.0, -8.0), "green": (-40.0, 35.0, -5.0), "orange": (35.0, 65.0, 0.0),
+                 "blue": (0.0, -45.0, -5.0)}
+
+_RGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                            [0.0193339, 0.1191920, 0.9503041]])
+_D65 = torch.tensor([0.95047, 1.0, 1.08883])
+
+
+def rgb_to_lab(images) -> torch.Tensor:
+    """sRGB faces (uint8 or [-1, 1] float, ``(N, 3, H, W)``) -> CIE L*a*b* under D65: L* 0..100, a*, b* about -100..100."""
+    rgb = to_unit(images)
+    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = torch.einsum("ij,njhw->nihw", _RGB_TO_XYZ, lin) / _D65[None, :, None, None]
+    d = 6 / 29
+    f = torch.where(xyz > d**3, xyz.clamp_min(1e-12) ** (1 / 3), xyz / (3 * d * d) + 4 / 29)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`rgb_to_lab`: float sRGB in [-1, 1] (colours outside the gamut are clipped)."""
+    d = 6 / 29
+    fy = (lab[:, 0] + 16) / 116
+    f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], 1)
+    xyz = torch.where(f > d, f**3, 3 * d * d * (f - 4 / 29)) * _D65[None, :, None, None]
+    lin = torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB_TO_XYZ), xyz).clamp(0, 1)
+    rgb = torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(1e-12) ** (1 / 2.4) - 0.055, 12.92 * lin)
+    return rgb.clamp(0, 1) * 2 - 1
+
+
+def face_mask(size: int, scale: float = 1.0) -> torch.Tensor:
+    """``(size, size)`` booleans: the face ellipse (:data:`FACE_ELLIPSE`, its semi-axes times ``scale``)."""
+    cx, cy, ax, ay = FACE_ELLIPSE
+    xx, yy = _unit_grid(size)
+    return ((xx - cx) / (ax * scale)) ** 2 + ((yy - cy) / (ay * scale)) ** 2 <= 1.0
+
+
+def _unit_grid(size: int):
+    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    return xx, yy
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    if sigma <= 0:
+        return x
+    k = int(math.ceil(3 * sigma))
+    t = torch.arange(-k, k + 1, dtype=torch.float32)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    c = x.shape[1]
+    x = F.pad(x, (k, k, k, k), mode="replicate")
+    x = F.conv2d(x, g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _max_filter(x: torch.Tensor, r: int) -> torch.Tensor:
+    """The maximum over a (2r+1)-square window, same size (x: ``(N, C, H, W)``)."""
+    return F.max_pool2d(F.pad(x, (r,) * 4, mode="replicate"), 2 * r + 1, 1) if r > 0 else x
+
+
+def _min_filter(x: torch.Tensor, r: int) -> torch.Tensor:
+    return -_max_filter(-x, r)
+
+
+@dataclass(frozen=True)
+class RealismJudge:
+    """Flags outputs that would not pass for a photo: colour or dark spots that the change painted on the face.
+
+    The settings (sizes in pixels of the ``size``-px analysis grid, colours in CIE Lab units,
+    where a difference of about 2.3 is just noticeable) are the method's, fixed before it was
+    measured; :func:`realism_check` says how it does on planted artifacts and real faces.
+    """
+
+    size: int = 64  # every pair is compared at this size (the course's models work at 64 px)
+    blur: float = 1.0  # Gaussian blur (px) before anything: colour and shape, not pixel noise
+    reach: int = 4  # the change may move a colour this far (px) without creating it
+    gain: float = 1.3  # ... and make it this much more saturated (ruddier cheeks), or any amount greyer
+    hue_tolerance: float = 40.0  # degrees of hue either side of the face's own skin colour that are natural
+    chroma_gain: float = 1.4  # natural colours are at most this times the skin's chroma ...
+    chroma_extra: float = 8.0  # ... plus this
+    grey: float = 8.0  # colours of chroma under this (greys: white hair, shadows) are always natural
+    colour_threshold: float = 9.0  # a*b* units beyond both references for a pixel to count as foreign colour
+    colour_area: float = 0.01  # a connected foreign patch this share of the face flags the output
+    spot_size: int = 3  # dark spots up to about 2 * spot_size + 1 px across (the black-hat's window)
+    symmetry_reach: int = 5  # a dark spot mirrored within this many px on the other half of the face is a feature
+    dark_threshold: float = 16.0  # L* units darker than both references for a pixel to count as a spot
+    dark_area: float = 0.005  # a connected spot this share of the face flags the output
+
+    def maps(self, outputs, inputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(colour, dark, face)``: per-pixel foreign colour (a*b* units) and added darkness (L*), and the face mask."""
+        outputs, inputs = torch.as_tensor(outputs), torch.as_tensor(inputs)
+        if outputs.shape[0] != inputs.shape[0]:
+            raise ValueError(f"{len(outputs)} outputs but {len(inputs)} inputs: give one input per output")
+        face = face_mask(self.size)
+        y = _gaussian_blur(rgb_to_lab(_resize(to_unit(outputs) * 2 - 1, self.size)), self.blur)
+        x = _gaussian_blur(rgb_to_lab(_resize(to_unit(inputs) * 2 - 1, self.size)), self.blur)
+        colour = torch.minimum(self._added_colour(y, x), self._unnatural_colour(y, face))
+        darker = _min_filter(x[:, :1], self.reach) - y[:, :1]
+        dark = torch.minimum(darker, self._lone_dark_spots(y[:, :1]))[:, 0]
+        return colour, dark, face
+
+    def _added_colour(self, y, x) -> torch.Tensor:
+        """How far (a*b*) each output colour lies from every input colour within ``reach``, each allowed
+        to grow greyer or up to ``gain`` times more saturated: colour that the change created."""
+        r, h = self.reach, y.shape[-1]
+        yab = y[:, 1:]
+        xab = F.pad(x[:, 1:] * self.gain, (r,) * 4, mode="replicate")
+        best = torch.full_like(y[:, 0], float("inf"))
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                if dy * dy + dx * dx > r * r + r:
+                    continue
+                v = xab[:, :, r + dy : r + dy + h, r + dx : r + dx + h]
+                t = ((yab * v).sum(1) / (v * v).sum(1).clamp_min(1e-6)).clamp(0, 1)
+                best = torch.minimum(best, (yab - t[:, None] * v).pow(2).sum(1))
+        return best.sqrt()
+
+    def _unnatural_colour(self, lab, face) -> torch.Tensor:
+        """How far (a*b*) each colour lies outside the colours a face has: its own skin hue within
+        ``hue_tolerance`` up to ``chroma_gain`` times its chroma (+ ``chroma_extra``), or near-grey."""
+        ab = lab[:, 1:]
+        ref = ab[:, :, face].median(2).values  # (N, 2): the skin colour, robust to a patch
+        c_ref = ref.norm(dim=1)
+        h_ref = torch.atan2(ref[:, 1], ref[:, 0])
+        rmax = (self.chroma_gain * c_ref + self.chroma_extra)[:, None, None]
+        chroma = ab.norm(dim=1)
+        dh = torch.remainder(torch.atan2(ab[:, 1], ab[:, 0]) - h_ref[:, None, None] + math.pi, 2 * math.pi) - math.pi
+        off = dh.abs() - math.radians(self.hue_tolerance)
+        # outside the hue range: the distance to the nearer edge of the sector (a segment from 0 to rmax)
+        along = torch.minimum((chroma * torch.cos(off.clamp(max=math.pi / 2))).clamp_min(0), rmax)
+        to_edge = (chroma**2 - 2 * chroma * along * torch.cos(off) + along**2).clamp_min(0).sqrt()
+        d = torch.where(off <= 0, (chroma - rmax).clamp_min(0), to_edge)
+        return torch.minimum(d, (chroma - self.grey).clamp_min(0))
+
+    def _lone_dark_spots(self, L) -> torch.Tensor:
+        """Small dark blobs (a black-hat: the closing minus the image) that have no twin on the other
+        half of the face: eyes, nostrils and mouth corners come in mirrored pairs, a bruise does not."""
+        k = self.spot_size
+        hat = _min_filter(_max_filter(L, k), k) - L
+        return hat - _max_filter(hat.flip(-1), self.symmetry_reach)
+
+    def scores(self, outputs, inputs) -> pd.DataFrame:
+        """One row per output: ``colour_patch`` and ``dark_spot`` (the largest connected foreign-colour /
+        dark-spot region, as a share of the face), ``flagged`` and ``severity`` (how far past its limit)."""
+        from scipy import ndimage
+
+        colour, dark, face = self.maps(outputs, inputs)
+        face_np, area = face.numpy(), float(face.sum())
+        rows = []
+        for c, d in zip(colour.numpy(), dark.numpy()):
+            rec = {}
+            for name, m in (("colour_patch", c > self.colour_threshold), ("dark_spot", d > self.dark_threshold)):
+                lab, n = ndimage.label(m & face_np)
+                rec[name] = float(np.bincount(lab.ravel())[1:].max()) / area if n else 0.0
+            rows.append(rec)
+        df = pd.DataFrame(rows, columns=["colour_patch", "dark_spot"])
+        df["severity"] = np.maximum(df["colour_patch"] / self.colour_area, df["dark_spot"] / self.dark_area)
+        df["flagged"] = (df["colour_patch"] >= self.colour_area) | (df["dark_spot"] >= self.dark_area)
+        return df
+
+    def flags(self, outputs, inputs) -> np.ndarray:
+        """Booleans: which outputs would not pass for a real photo of the input's face."""
+        return self.scores(outputs, inputs)["flagged"].to_numpy()
+
+    def flag_rate(self, outputs, inputs, batch: int = 256) -> float:
+        """Percentage of outputs flagged (computed in batches)."""
+        outputs, inputs = torch.as_tensor(outputs), torch.as_tensor(inputs)
+        if len(outputs) == 0:
+            return math.nan
+        hits = sum(int(self.flags(outputs[i : i + batch], inputs[i : i + batch]).sum())
+                   for i in range(0, len(outputs), batch))
+        return 100.0 * hits / len(outputs)
+
+
+#: The course's realism measure (see :class:`RealismJudge` and the module docstring).
+REALISM = RealismJudge()
+
+
+def realism_flag_rate(outputs, inputs, judge: RealismJudge | None = None) -> float:
+    """Percentage of ``outputs`` that would not pass for a real photo (the table's realism column)."""
+    return (judge or REALISM).flag_rate(outputs, inputs)
+
+
+def _soft_disc(rho: torch.Tensor) -> torch.Tensor:
+    """1 inside 0.6 of the radius, 0 beyond 1.4, a smooth step between (0.5 at the radius)."""
+    t = ((1.4 - rho) / 0.8).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _blob(size: int, centre, area: float, aspect: float, angle: float) -> torch.Tensor:
+    xx, yy = _unit_grid(size)
+    a = math.sqrt(area / (math.pi * aspect))
+    dx, dy = xx - centre[0], yy - centre[1]
+    u = (dx * math.cos(angle) + dy * math.sin(angle)) / a
+    v = (-dx * math.sin(angle) + dy * math.cos(angle)) / (a * aspect)
+    return _soft_disc(torch.sqrt(u * u + v * v))
+
+
+def _point_in_face(rng, scale: float):
+    cx, cy, ax, ay = FACE_ELLIPSE
+    while True:
+        u, v = rng.uniform(-1, 1, 2)
+        if u * u + v * v <= 1:
+            return cx + u * ax * scale, cy + v * ay * scale
+
+
+def _tint(lab_i: torch.Tensor, alpha: torch.Tensor, colour) -> None:
+    a_t, b_t, dl = colour
+    lab_i[0] += alpha * dl
+    lab_i[1] = (1 - alpha) * lab_i[1] + alpha * a_t
+    lab_i[2] = (1 - alpha) * lab_i[2] + alpha * b_t
+
+
+def plant_artifacts(images, kind: str, rng: np.random.Generator):
+    """The faces with artifacts like the age GAN's painted on, to check that a realism measure sees them.
+
+    ``kind`` (one of :data:`PLANT_KINDS`, or ``"patch"`` for a colour drawn per face):
+
+    - ``"purple"``, ``"green"``, ``"orange"``, ``"blue"``: a soft, saturated patch of that colour
+      covering 2-10% of the face (an ellipse of random shape, angle and place, 55-80% opaque at its
+      centre, fading out over its edge; the face's shading shows through);
+    - ``"dark"``: one to three soft dark spots (0.6-2% of the face each), 45-70% darker, put on skin
+      (where the face is at least as light as its median), like the bruises and X marks;
+    - ``"jaw"``: a smear of one of the four colours along the lower outline of the face.
+
+    ``images``: uint8 or [-1, 1] float ``(N, 3, H, W)``; returns the same type. ``rng``: a NumPy
+    Generator, so a given seed plants the same artifacts.
+    """
+    x = torch.as_tensor(images)
+    if kind not in PLANT_KINDS + ("patch",):
+        raise ValueError(f"unknown artifact {kind!r}: use one of {', '.join(PLANT_KINDS + ('patch',))}")
+    lab = rgb_to_lab(x)
+    n, _, size, _ = lab.shape
+    cx, cy, ax, ay = FACE_ELLIPSE
+    face_area = math.pi * ax * ay
+    xx, yy = _unit_grid(size)
+    for i in range(n):
+        k = rng.choice(list(PATCH_COLOURS)) if kind == "patch" else kind
+        if k in PATCH_COLOURS:
+            area = rng.uniform(0.02, 0.10) * face_area
+            alpha = rng.uniform(0.55, 0.8) * _blob(size, _point_in_face(rng, 0.55), area, rng.uniform(0.5, 1.0),
+                                                   rng.uniform(0, math.pi))
+            _tint(lab[i], alpha, PATCH_COLOURS[k])
+        elif k == "dark":
+            light = _gaussian_blur(lab[i : i + 1, :1], 1.5)[0, 0]
+            inner = face_mask(size, 0.7)
+            skin = torch.nonzero(inner & (light >= light[inner].median()))
+            alpha = torch.zeros(size, size)
+            for _ in range(int(rng.integers(1, 4))):
+                py, px = skin[int(rng.integers(len(skin)))].tolist()
+                spot = _blob(size, ((px + 0.5) / size, (py + 0.5) / size), rng.uniform(0.006, 0.02) * face_area,
+                             rng.uniform(0.3, 1.0), rng.uniform(0, math.pi))
+                alpha = torch.maximum(alpha, spot)
+            lab[i, 0] *= 1 - alpha * rng.uniform(0.45, 0.7)
+            lab[i, 1:] *= 1 - alpha * 0.4
+        else:  # "jaw": along the ellipse's lower arc, just inside the outline
+            s = rng.uniform(0.82, 0.9)
+            u, v = (xx - cx) / (ax * s), (yy - cy) / (ay * s)
+            theta, r = torch.atan2(v, u), torch.sqrt(u * u + v * v)  # the chin is at theta = pi / 2
+            along = ((theta - (math.pi / 2 + rng.uniform(-0.5, 0.5))).abs() / rng.uniform(0.5, 1.0)).clamp(0, 1)
+            along = 1 - along * along * (3 - 2 * along)
+            width = rng.uniform(0.04, 0.07) / min(ax, ay)
+            alpha = rng.uniform(0.6, 0.85) * along * _soft_disc((r - 1).abs() / (width / 2))
+            _tint(lab[i], alpha, PATCH_COLOURS[rng.choice(list(PATCH_COLOURS))])
+    out = lab_to_rgb(lab)
+    return ((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else out
+
+
+def unaltered(images) -> torch.Tensor:
+    """What a model that changes nothing returns: each face shrunk to half size and back, shifted by a
+    pixel and 5% brighter (uint8 or [-1, 1] in, the same type out)."""
+    x = torch.as_tensor(images)
+    s = to_unit(x)
+    h = s.shape[-1]
+    s = F.interpolate(_resize(s, max(1, h // 2)), size=(h, h), mode="bilinear", align_corners=False)
+    s = (torch.roll(s, 1, -1) * 1.05).clamp(0, 1)
+    return (s * 255).round().to(torch.uint8) if x.dtype == torch.uint8 else s * 2 - 1
+
+
+def other_age_pairs(images, table: pd.DataFrame, young="15-30", old="50+", n: int | None = None,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(outputs, inputs)`` index pairs: real faces of one age group judged as if they were the model's
+    output for a real face of the other group, both ways (old for young inputs, young for old inputs).
+
+    Each output face is paired with the face of the other group that looks most like it at 8x8 px
+    (pose, light and skin; of the same gender and race where the table says), the nearest real
+    stand-in for "this input, aged" that a data set without repeated people has. ``n`` faces per
+    direction at most (a seeded draw).
+    """
+    ages = table["age"].to_numpy()
+    groups = [np.flatnonzero(AgeRange.parse(g).contains(ages)) for g in (young, old)]
+    small = _resize(to_unit(torch.as_tensor(images)), 8).flatten(1)
+    rng = np.random.default_rng(seed)
+    outs, ins = [], []
+    for src, dst in ((groups[1], groups[0]), (groups[0], groups[1])):  # old faces for young inputs, and back
+        if len(src) == 0 or len(dst) == 0:
+            continue
+        pick = np.sort(rng.choice(src, min(n or len(src), len(src)), replace=False))
+        for b in pick:
+            pool = dst
+            for col in ("gender", "race"):
+                if col in table.columns and pd.notna(table[col].iloc[b]):
+                    same = pool[table[col].iloc[pool].to_numpy() == table[col].iloc[b]]
+                    pool = same if len(same) else pool
+            outs.append(b)
+            ins.append(pool[int((small[pool] - small[b]).pow(2).sum(1).argmin())])
+    return np.asarray(outs, dtype=int), np.asarray(ins, dtype=int)
+
+
+def realism_check(images, table: pd.DataFrame, n: int = 300, seed: int = 0, judge: RealismJudge | None = None,
+                  young="15-30", old="50+") -> dict:
+    """The realism measure's validation on real faces: the flag rates (%) it must get right.
+
+    - ``planted:<kind>`` for each of :data:`PLANT_KINDS` and ``planted`` (all kinds together):
+      ``n`` faces with artifacts planted (:func:`plant_artifacts`), judged against the clean
+      face; it must flag at least 90%;
+    - ``clean``: the same faces unaltered (:func:`unaltered`: what a do-nothing model returns);
+      at most 5%;
+    - ``other age``: real faces of the other age group against a young (old) input
+      (:func:`other_age_pairs`): real aging, grey hair, paler skin and lines, must not be flagged;
+      at most 5%.
+
+    ``images``: uint8 ``(N, 3, H, W)`` faces; ``table``: their ``age`` (and ``gender``, ``race``) columns.
+    """
+    judge = judge or REALISM
+    x = torch.as_tensor(images)
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(x), min(n, len(x)), replace=False))
+    faces = x[torch.as_tensor(idx)]
+    out = {"faces": int(len(faces))}
+    hits = []
+    for i, kind in enumerate(PLANT_KINDS):
+        flags = judge.flags(plant_artifacts(faces, kind, np.random.default_rng(seed + 1 + i)), faces)
+        out[f"planted:{kind}"] = 100.0 * float(flags.mean())
+        hits.append(flags)
+    out["planted"] = 100.0 * float(np.concatenate(hits).mean())
+    out["clean"] = judge.flag_rate(unaltered(faces), faces)
+    o, i = other_age_pairs(x, table, young, old, n=n // 2 if n else None, seed=seed)
+    out["other age"] = judge.flag_rate(x[torch.as_tensor(o)], x[torch.as_tensor(i)]) if len(o) else math.nan
+    out["other age faces"] = int(len(o))
+    return out
+
+
+def realism_check_lines(check: dict) -> list[str]:
+    """:func:`realism_check`'s rates as lines of text, with the targets."""
+    kinds = ", ".join(f"{k} {check[f'planted:{k}']:.0f}%" for k in PLANT_KINDS)
+    ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
+    return [f"planted artifacts flagged: {check['planted']:.1f}% of {check['faces']} faces x {len(PLANT_KINDS)} kinds "
+            f"(target >= 90%: {ok(check['planted'] >= 90)}); {kinds}",
+            f"the same faces unaltered flagged: {check['clean']:.1f}% (target <= 5%: {ok(check['clean'] <= 5)})",
+            f"real faces of the other age group flagged: {check['other age']:.1f}% of {check['other age faces']} "
+            f"(target <= 5%: {ok(check['other age'] <= 5)})"]
+
+
 # --------------------------------------------------------------------------- one model's scores
 
 
@@ -820,6 +1182,9 @@ METRIC_LABELS = {
     "traits_kept": "traits kept (%)",
     "same_person": "same person (%)",
     "identity_distance": "identity distance (mean)",
+    "same_person_256": "same person at 256 px (%)",
+    "identity_distance_256": "identity distance at 256 px (mean)",
+    "realism_flagged": "flagged unrealistic (%)",
 }
 _ID_COLUMNS = ["model", "translation", "data", "status", "fid_kind"]
 
@@ -852,6 +1217,8 @@ def results_table(rows) -> pd.DataFrame:
     keep = {"age accuracy (%)"}
     if any(r.get("status", "ok") == "ok" and r.get("data", "toy") not in ("toy", "") for r in rows):
         keep.add(METRIC_LABELS["same_person"])
+    if any(r.get("status", "ok") == "ok" for r in rows):
+        keep.add(METRIC_LABELS["realism_flagged"])
     unused = [c for c in METRIC_LABELS.values() if df[c].isna().all() and c not in keep]
     return df.drop(columns=unused)
 
