@@ -149,22 +149,26 @@ def train_toy(gan: ToyGAN, data: torch.Tensor, steps: int | None = None, n_frame
     return frames, history
 
 
-def show_frames(frames: list[Frame], data: torch.Tensor, ncols: int = 3, size: float = 3.0):
-    """The game frame by frame: D's verdict as the background (dark: "real"), real points grey, fakes red."""
+def show_frames(frames: list[Frame], data: torch.Tensor, ncols: int = 3, size: float = 3.0, titles=None):
+    """The game frame by frame: D's verdict as the background (dark: "real"), real points grey, fakes red.
+
+    ``titles``: one line per frame put above its step (to tell two games apart, say).
+    """
     ncols = min(ncols, len(frames))
     nrows = -(-len(frames) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1, size * nrows + 0.5), squeeze=False,
                              layout="constrained")
     extent = float(data.abs().max()) * 1.25
     real = data.numpy()
-    for ax, f in zip(axes.flat, frames):
+    for k, (ax, f) in enumerate(zip(axes.flat, frames)):
         im = ax.imshow(f.verdict, origin="lower", extent=(-extent, extent, -extent, extent), cmap="Blues",
                        vmin=0, vmax=1, alpha=0.8)
         ax.scatter(real[:, 0], real[:, 1], s=2, c="0.45", alpha=0.5, label="real")
         ax.scatter(f.fakes[:, 0], f.fakes[:, 1], s=3, c="tab:red", alpha=0.6, label="G(z)")
         ax.set(xlim=(-extent, extent), ylim=(-extent, extent), xticks=[], yticks=[])
         extra = f"\nD(x) {f.losses['D_x']:.2f}, D(G(z)) {f.losses['D_G_z']:.2f}" if "D_x" in f.losses else "\nbefore training"
-        ax.set_title(f"step {f.step}{extra}", fontsize=9)
+        head = f"{titles[k]}\n" if titles else ""
+        ax.set_title(f"{head}step {f.step}{extra}", fontsize=9)
     for ax in list(axes.flat)[len(frames):]:
         ax.set_axis_off()
     axes.flat[0].legend(loc="lower left", fontsize=7, markerscale=3)
@@ -184,3 +188,69 @@ def modes_covered(points, modes: int = 8, radius: float = 2.0, std: float = 0.12
     near = d.min(1).values < 3 * std
     share = torch.bincount(d.argmin(1)[near], minlength=modes).float() / len(p)
     return int((share >= min_share).sum())
+
+
+# --------------------------------------------------------------------------- a stabiliser: the R1 penalty
+
+
+def r1_penalty(D: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    r"""Mescheder, Geiger and Nowozin (2018)'s R1: the batch mean of :math:`\lVert \nabla_x \ell(x) \rVert^2` on real points.
+
+    :math:`\ell` is the discriminator's logit. The penalty is differentiable (``create_graph``), so
+    adding :math:`\tfrac{\gamma}{2} R_1` to the discriminator's loss flattens its verdict on the data:
+    at the equilibrium there is no slope left to push the generator past the real points, and the
+    back-and-forth around it dies down.
+    """
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
+    return grad.pow(2).reshape(len(real), -1).sum(1).mean()
+
+
+def r1_step(gamma: float = 1.0):
+    """A step function for :class:`ToyGAN` (``step_fn=``): the plain GAN step with ``gamma / 2 * R1`` added to D's loss.
+
+    It logs ``R1`` next to the usual ``loss_D``, ``loss_G``, ``D_x`` and ``D_G_z``. ``gamma=0`` is the plain step.
+    """
+
+    def step(gan, real):
+        z = torch.randn(real.shape[0], gan.nz, device=real.device)
+        fake = gan.G(z)
+        real_logits, fake_logits = gan.D(real), gan.D(fake.detach())
+        r1 = r1_penalty(gan.D, real) if gamma else torch.zeros(())
+        loss_D = gan.d_loss(real_logits, fake_logits) + 0.5 * gamma * r1
+        gan.opt_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        gan.opt_D.step()
+        loss_G = gan.g_loss(gan.D(fake))
+        gan.opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        gan.opt_G.step()
+        return {"loss_D": loss_D.detach(), "loss_G": loss_G.detach(), "R1": r1.detach(),
+                "D_x": torch.sigmoid(real_logits.detach()).mean(), "D_G_z": torch.sigmoid(fake_logits.detach()).mean()}
+
+    return step
+
+
+def compare_r1(data: torch.Tensor, settings: ToyGANSettings | None = None, gammas=(0.0, 1.0)) -> tuple[dict, dict]:
+    """Train one :class:`ToyGAN` per ``gamma`` (same seed, same batches); returns ``({gamma: frames}, {gamma: numbers})``.
+
+    The numbers, each a mean over the last quarter of the steps: ``|D(x) - 1/2|`` (how far the
+    verdict on the real points is from the equilibrium's 1/2), the swing of ``loss_G`` (its
+    standard deviation), ``R1`` (the squared slope of D on the data, measured also when it is not
+    penalised) and the clouds covered at the end.
+    """
+    s = settings or TOYGAN
+    frames, numbers = {}, {}
+    for gamma in gammas:
+        gan = ToyGAN(s, step_fn=r1_step(gamma))
+        f, h = train_toy(gan, data)
+        tail = max(1, len(h["D_x"]) // 4)
+        numbers[gamma] = {
+            "|D(x) - 1/2|": float(np.mean(np.abs(np.array(h["D_x"][-tail:]) - 0.5))),
+            "loss_G swing": float(np.std(h["loss_G"][-tail:])),
+            "R1 (slope^2 on data)": float(np.mean(h["R1"][-tail:])) if gamma else
+            float(r1_penalty(gan.D, data[:512]).detach()),
+            "clouds covered": modes_covered(f[-1].fakes, s.modes, s.radius, s.std),
+        }
+        frames[gamma] = f
+    return frames, numbers
