@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "Installing PyTorch and the course's packages into $(VENV)/: $(if $(CPU),about 1 GB (CPU-only PyTorch),about 5 GB with PyTorch's CUDA libraries ('make lab CPU=1' installs the 1 GB CPU-only build)). This takes several minutes; it happens only once."
 	$(if $(CPU),$(BIN)/python -m pip install --quiet torch torchvision --index-url $(TORCH_CPU_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
+	@echo "Installed. The environment is $(VENV)/; 'make clean' removes it."
 	@touch $@
 
 toyfaces: setup

@@ -32,10 +32,128 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import io
+import os
 import sys
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
+
+from . import cli, config, faces
+
+# --------------------------------------------------------------------------- command line
+#
+# The command line comes first, before the heavy imports below: ``--help`` and every usage error
+# (a bad --out, an unknown model) answer at once, and torch is imported only once the arguments
+# are good and the photo has a face (see helpers.cli).
+
+#: The models that can age a photo (``--model``): the keys of :data:`AGERS`.
+MODEL_NAMES = ("cyclegan", "agegan", "cdcgan")
+EXIT_PHOTO, EXIT_USAGE, EXIT_NO_MODEL = 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.age_photo",
+                                description="Age the face in a photo with every trained model of the course.",
+                                epilog="exit codes: 0 done; 1 the photo cannot be used (no face, not an image ...); "
+                                       "2 usage error (an unusable --out, an unknown model ...); "
+                                       "3 no trained model could age it. A failed run writes nothing.")
+    p.add_argument("photo", nargs="?", help="the photo (JPEG, PNG ...); leave out with --example")
+    p.add_argument("--example", action="store_true", help="use the example photo that ships with scikit-image")
+    p.add_argument("--model", default="all", help=f"all, or one or more of {', '.join(MODEL_NAMES)} (comma-separated)")
+    p.add_argument("--out", default="outputs/age_photo",
+                   help="folder for the results, created if missing (default: outputs/age_photo)")
+    p.add_argument("--choose", type=int, default=None, help="which face, when the photo has several (0 = largest)")
+    p.add_argument("--run-dir", default=None, help="the run folder to load (with a single --model)")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--frames-between", type=int, default=3, help="in-between ages in the animation (age GAN)")
+    p.add_argument("--size", type=int, default=256, help="side of the aged faces in pixels (default 256)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="age GAN: the share of its change put on the face, in (0, 2] (default: what its run or "
+                        "shipped file says; 1 is the generator's own output, 1.5 ages more and keeps less of you)")
+    p.add_argument("--no-align", action="store_true",
+                   help="crop with the Haar box instead of aligning the face with dlib's landmarks")
+    p.add_argument("--raw", action="store_true",
+                   help="show the models' raw outputs instead of their change added to the full-resolution crop")
+    p.add_argument("--smoke", action="store_true", help="use the smoke runs' small models (as SMOKE=1)")
+    return p
+
+
+def _usage(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.smoke and not config.SMOKE:  # a fresh process reads the smoke sizes; no module reload
+        import subprocess  # noqa: PLC0415
+
+        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--smoke"]
+        return subprocess.run([sys.executable, "-m", "helpers.age_photo", *rest],
+                              env={**os.environ, "SMOKE": "1"}).returncode
+    if args.photo is None and not args.example:
+        parser.error("give a photo (python -m helpers.age_photo me.jpg) or --example for the example photo")
+    names = list(MODEL_NAMES) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(MODEL_NAMES)}")
+    if args.run_dir and len(names) != 1:
+        parser.error("--run-dir needs exactly one --model")
+    if args.size < 16:
+        parser.error(f"--size {args.size} is too small: give the side of the aged faces in pixels, e.g. 256")
+    if args.strength is not None:
+        try:
+            cli.check_strength(args.strength)
+        except ValueError as err:
+            parser.error(str(err))
+    if args.photo is not None and _inside_results(Path(args.photo), Path(args.out), names):
+        return _usage(f"the photo {args.photo!r} is where the results go (--out {args.out!r}): it would be "
+                      "overwritten, so give another --out folder.")
+    problem = cli.usable_folder(args.out)
+    if problem:
+        return _usage(problem)
+    try:
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always", faces.PhotoNote)
+            photo = faces.example_photo() if args.photo is None else faces.load_photo(args.photo)
+            found = faces.find_face(photo, choose=args.choose, align=not args.no_align, verbose=False)
+    except faces.PhotoError as err:
+        print(f"Cannot use this photo: {err}", file=sys.stderr)
+        return EXIT_PHOTO
+    for note in notes:
+        print(str(note.message))
+    print(found.describe(found.full_side))  # the size face.png will have
+    if faces.is_grayscale(found.photo):
+        print("The photo is grayscale, so the aged faces will be too.")
+    from . import age_photo as app  # the heavy part (torch, the models); this module itself when imported
+
+    return app.run(args, names, found)
+
+
+def _inside_results(photo: Path, out: Path, names) -> bool:
+    """True when ``photo`` is one of the files a run writes into ``out`` (so a run would overwrite it)."""
+    try:
+        photo, out = photo.resolve(), out.resolve()
+    except OSError:
+        return False
+    if photo.parent == out:
+        return photo.name in {"face.png", "faces_found.png", "all_models.gif"} | {
+            f"{n}{end}" for n in names for end in (".png", ".gif", "_in_photo.png")}
+    return photo.parent.parent == out and photo.parent.name in names
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# --------------------------------------------------------------------------- the heavy part
+# ruff: noqa: E402 -- imported after the command line above, on purpose
+
+import contextlib
+import io
+import shutil
+import tempfile
+from dataclasses import dataclass
 from typing import Callable
 
 import cv2
@@ -44,8 +162,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import catalog, colab, config, faces, pretrained
-from .agegan import check_strength, translate
+from . import catalog, colab, pretrained
+from .agegan import translate
 from .cache import to_uint8
 from .encoder import _as_float, best_source_label, decode, encode, refine_latents
 from .faces import CROP_SIZE, PhotoError
@@ -96,6 +214,11 @@ def apply_change(face: np.ndarray, model_in, model_out, size: int) -> list[np.nd
     change = model_out.float() - start
     change = torch.nn.functional.interpolate(change, size=(size, size), mode="bilinear", align_corners=False)
     return _from_tensor((base + change).clamp(-1, 1), size)
+
+
+def _colour_like(face: np.ndarray, images: list[np.ndarray]) -> list[np.ndarray]:
+    """The aged pictures, in gray when the face is gray: a model trained on colour faces adds tints to a gray one."""
+    return [faces.to_grayscale(im) for im in images] if faces.is_grayscale(face) else images
 
 
 def _gif_ready(frames) -> list[np.ndarray]:
@@ -200,7 +323,7 @@ class Ager:
         """The face (a ``(H, W, 3)`` uint8 crop, at any resolution) at every target, shown at ``size`` px."""
         face = faces.load_photo(face)
         x = _to_tensor(face, self.image_size)
-        images = self._render(face, x, self._targets(x), size)
+        images = _colour_like(face, self._render(face, x, self._targets(x), size))
         return AgedFaces(self.name, self.title, _resize(face, size), list(self.labels), images, repr(self))
 
     def _render(self, face, x, out, size: int) -> list[np.ndarray]:
@@ -271,7 +394,8 @@ class AgeGANAger(Ager):
             rows[i, lo] += 1 - frac
             rows[i, hi] += frac
         x = _to_tensor(face, self.image_size)
-        images = self._render(face, x, translate(self.G, x.expand(len(positions), -1, -1, -1), rows), size)
+        images = _colour_like(face, self._render(face, x, translate(self.G, x.expand(len(positions), -1, -1, -1), rows),
+                                                 size))
         labels = []
         for p in positions:
             lo = int(np.floor(p))
@@ -591,66 +715,13 @@ def upload_photo():
     return data
 
 
-# --------------------------------------------------------------------------- command line
+# --------------------------------------------------------------------------- a command-line run
 
 
-EXIT_PHOTO, EXIT_USAGE, EXIT_NO_MODEL = 1, 2, 3
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m helpers.age_photo",
-                                description="Age the face in a photo with every trained model of the course.",
-                                epilog="exit codes: 0 done; 1 the photo cannot be used (no face, not an image ...); "
-                                       "2 usage error; 3 no trained model could age it")
-    p.add_argument("photo", nargs="?", help="the photo (JPEG, PNG ...); leave out with --example")
-    p.add_argument("--example", action="store_true", help="use the example photo that ships with scikit-image")
-    p.add_argument("--model", default="all", help=f"all, or one or more of {', '.join(AGERS)} (comma-separated)")
-    p.add_argument("--out", default="outputs/age_photo", help="folder for the results (default: outputs/age_photo)")
-    p.add_argument("--choose", type=int, default=None, help="which face, when the photo has several (0 = largest)")
-    p.add_argument("--run-dir", default=None, help="the run folder to load (with a single --model)")
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    p.add_argument("--frames-between", type=int, default=3, help="in-between ages in the animation (age GAN)")
-    p.add_argument("--size", type=int, default=256, help="side of the aged faces in pixels (default 256)")
-    p.add_argument("--strength", type=float, default=None,
-                   help="age GAN: the share of its change put on the face, in (0, 2] (default: what its run or "
-                        "shipped file says; 1 is the generator's own output, 1.5 ages more and keeps less of you)")
-    p.add_argument("--no-align", action="store_true",
-                   help="crop with the Haar box instead of aligning the face with dlib's landmarks")
-    p.add_argument("--raw", action="store_true",
-                   help="show the models' raw outputs instead of their change added to the full-resolution crop")
-    p.add_argument("--smoke", action="store_true", help="use the smoke runs' small models (as SMOKE=1)")
-    return p
-
-
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.smoke and not config.SMOKE:  # a fresh process reads the smoke sizes; no module reload
-        import os  # noqa: PLC0415
-        import subprocess  # noqa: PLC0415
-
-        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--smoke"]
-        return subprocess.run([sys.executable, "-m", "helpers.age_photo", *rest],
-                              env={**os.environ, "SMOKE": "1"}).returncode
-    if args.photo is None and not args.example:
-        parser.error("give a photo (python -m helpers.age_photo me.jpg) or --example for the example photo")
-    names = list(AGERS) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
-    unknown = [n for n in names if n not in AGERS]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(AGERS)}")
-    if args.run_dir and len(names) != 1:
-        parser.error("--run-dir needs exactly one --model")
-    if args.strength is not None:
-        try:
-            check_strength(args.strength)
-        except ValueError as err:
-            parser.error(str(err))
-    try:
-        photo = faces.example_photo() if args.photo is None else args.photo
-        found = faces.find_face(photo, choose=args.choose, align=not args.no_align)
-    except PhotoError as err:
-        print(f"Cannot use this photo: {err}", file=sys.stderr)
-        return EXIT_PHOTO
+def run(args, names, found) -> int:
+    """The command line's work once the arguments are checked and a face is found (:func:`main`)."""
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     agers = {}
     for name in names:
         try:
@@ -660,25 +731,27 @@ def main(argv=None) -> int:
                 print(f"  WARNING: {agers[name].warning}")
         except NoTrainedModel as err:
             print(f"{name}: {err}")
-    out = Path(args.out)
-    boxes = faces.draw_faces(found.photo, found.boxes, found.index)
     if not agers:
-        faces_paths = save_results(found.crop, {}, {}, out, photo_with_boxes=boxes)
-        print(f"No model could age the photo. The crop is in {faces_paths['face']}.", file=sys.stderr)
+        print("No model could age the photo, so nothing was written: train one (notebook 03 or 06) or restore "
+              "the shipped files in weights/ (git checkout weights/).", file=sys.stderr)
         return EXIT_NO_MODEL
     if args.strength is not None and not any(isinstance(a, AgeGANAger) for a in agers.values()):
         print("--strength changes only the age GAN, which is not among these models: ignored")
     for ager in agers.values():
         ager.keep_detail = not args.raw
         if args.strength is not None and isinstance(ager, AgeGANAger):
-            ager.G.strength = check_strength(args.strength)
+            ager.G.strength = cli.check_strength(args.strength)
             print(f"{ager.name}: at strength {ager.G.strength:g}")
     face = found.full_crop()  # the crop at the photo's own resolution: the models' changes go onto it
-    results = age_all(face, agers, size=args.size)
-    paths = save_results(face, results, agers, out, args.frames_between, photo_with_boxes=boxes, found=found)
-    if len(agers) > 1:
-        frames, _ = series_frames(face, agers, args.frames_between, size=args.size)
-        paths["all_gif"] = save_animation(frames, out / "all_models.gif")
+    out = Path(args.out)
+    with staged_folder(out) as stage:  # nothing replaces earlier results until every file is written
+        results = age_all(face, agers, size=args.size)
+        boxes = faces.draw_faces(found.photo, found.boxes, found.index)
+        paths = save_results(face, results, agers, stage, args.frames_between, photo_with_boxes=boxes, found=found)
+        if len(agers) > 1:
+            frames, _ = series_frames(face, agers, args.frames_between, size=args.size)
+            paths["all_gif"] = save_animation(frames, stage / "all_models.gif")
+    paths = {key: out / Path(p).relative_to(stage) for key, p in paths.items()}
     for key, path in paths.items():
         if "/" not in key and not key[-1].isdigit():
             print(f"  {key:>16}: {path}")
@@ -686,5 +759,19 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+@contextlib.contextmanager
+def staged_folder(out: Path):
+    """A hidden folder inside ``out`` to write into; on success its files replace those in ``out``.
+
+    If anything fails on the way, the staged files are deleted and ``out`` keeps what it had.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".incoming-", dir=out))
+    try:
+        yield stage
+        for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+            target = out / path.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

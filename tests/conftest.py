@@ -1,8 +1,11 @@
 """Shared fixtures.
 
 The real UTKFace sample lives beside the project on development machines and in CI, never
-inside it. Point UTKFACE_SAMPLE_DIR at a folder of UTKFace JPEGs to use another copy; tests
-that need real faces skip, with the reason, where none is found.
+inside it; a student's fresh clone has none. Point UTKFACE_SAMPLE_DIR at a folder of UTKFace
+JPEGs to use another copy, or set it to ``none`` to run as a fresh clone does. Tests that need
+real faces skip, with the reason, where none is found; tests whose result depends on whether the
+sample is here state what they expect in both cases and carry the ``sample`` mark, so that
+``.ci/run`` can run them a second time with the sample hidden (``pytest -m sample``).
 """
 
 from __future__ import annotations
@@ -15,8 +18,14 @@ import pytest
 _ROOT = Path(__file__).resolve().parent.parent
 
 
+#: ``UTKFACE_SAMPLE_DIR=none`` hides the sample: the tests then see what a student's fresh clone sees.
+HIDDEN = "none"
+
+
 def _real_sample_dir() -> Path | None:
     env = os.environ.get("UTKFACE_SAMPLE_DIR")
+    if env == HIDDEN:
+        return None
     candidates = [Path(env)] if env else []
     candidates.append(_ROOT.parent / "shared" / "data" / "utkface-sample" / "UTKFace")
     for c in candidates:
@@ -46,3 +55,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sample: reads the real UTKFace sample when it is here (and checks the "
+                                       "fresh-clone behaviour when it is not); run again with UTKFACE_SAMPLE_DIR=none")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "real_utkface_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.sample)

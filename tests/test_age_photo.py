@@ -92,12 +92,15 @@ def test_available_agers_lists_what_is_missing(runs, capsys):
     assert out.count("[--]") == len(age_photo.AGERS)
 
 
-def test_cli_without_models_writes_the_crop_and_explains(runs, tmp_path, capsys):
+def test_cli_without_models_explains_and_writes_nothing(runs, tmp_path, capsys):
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "face.png").write_bytes(b"an earlier result")
     assert age_photo.main(["--example", "--out", str(out)]) == 3
-    text = capsys.readouterr().out
-    assert "Found 1 face" in text and "No trained" in text and "Traceback" not in text
-    assert Image.open(out / "face.png").size == (200, 200)
+    captured = capsys.readouterr()
+    assert "Found 1 face" in captured.out and "No trained" in captured.out and "Traceback" not in captured.err
+    assert "nothing was written" in captured.err
+    assert [p.name for p in out.iterdir()] == ["face.png"] and (out / "face.png").read_bytes() == b"an earlier result"
 
 
 # --------------------------------------------------------------------------- with models
@@ -244,3 +247,97 @@ def test_cli_puts_the_aged_face_back_into_the_photo(runs, tmp_path):
     assert age_photo.main(["--example", "--model", "cyclegan", "--out", str(out), "--size", "128"]) == 0
     assert (out / "cyclegan_in_photo.png").is_file()
     assert Image.open(out / "cyclegan" / "00_younger.png").size == (128, 128)
+
+
+# --------------------------------------------------------------------------- outputs and bad input (issue 22)
+
+
+def _fresh_process(*args: str, cwd=None):
+    """``python -X importtime -m helpers.age_photo ARGS`` in a fresh process; ``(completed, imported module names)``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "helpers.age_photo", *args], cwd=cwd or root,
+                          capture_output=True, text=True)
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    return proc, imported
+
+
+def test_help_and_a_bad_out_answer_before_torch_is_imported(tmp_path):
+    proc, imported = _fresh_process("--help")
+    assert proc.returncode == 0 and "exit codes" in proc.stdout
+    assert "torch" not in imported and "cv2" not in imported
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for bad in ("/proc/x", str(a_file / "results"), str(a_file)):
+        proc, imported = _fresh_process("--example", "--out", bad)
+        assert proc.returncode == 2, (bad, proc.stderr)
+        err = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+        assert len(err) == 1 and err[0].startswith("error: --out") and "give a folder" in err[0], err
+        assert "Traceback" not in proc.stderr and "torch" not in imported
+    assert a_file.read_text() == "x"
+
+
+def test_the_photo_is_never_overwritten_by_its_own_results(runs, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    photo = out / "face.png"
+    Image.fromarray(faces.example_photo()).save(photo)
+    before = photo.read_bytes()
+    assert age_photo.main([str(photo), "--out", str(out)]) == 2
+    assert "overwritten" in capsys.readouterr().err and photo.read_bytes() == before
+
+
+def test_a_failed_run_keeps_the_earlier_results(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "face.png").write_bytes(b"earlier")
+    with pytest.raises(RuntimeError):
+        with age_photo.staged_folder(out) as stage:
+            (stage / "face.png").write_bytes(b"half-done")
+            raise RuntimeError("interrupted")
+    assert [p.name for p in out.iterdir()] == ["face.png"] and (out / "face.png").read_bytes() == b"earlier"
+    with age_photo.staged_folder(out) as stage:
+        (stage / "face.png").write_bytes(b"new")
+        (stage / "agegan").mkdir()
+        (stage / "agegan" / "00_x.png").write_bytes(b"n")
+    assert sorted(p.name for p in out.iterdir()) == ["agegan", "face.png"] and (out / "face.png").read_bytes() == b"new"
+
+
+def test_gray_photo_gives_gray_results_and_rgba_says_so(runs, tmp_path, capsys):
+    _write_agegan()
+    gray = faces.to_grayscale(faces.example_photo())
+    path = tmp_path / "gray.jpg"
+    Image.fromarray(gray[..., 0]).save(path, quality=90)  # a real one-channel JPEG
+    out = tmp_path / "out"
+    assert age_photo.main([str(path), "--model", "agegan", "--out", str(out), "--frames-between", "0"]) == 0
+    assert "grayscale" in capsys.readouterr().out
+    for png in [out / "agegan.png", *sorted((out / "agegan").glob("*.png")), out / "agegan_in_photo.png"]:
+        assert faces.is_grayscale(np.asarray(Image.open(png).convert("RGB"))), png
+    # the same photo in colour comes back in colour (the untrained model tints it): the check can fail
+    colour = faces.find_face(faces.example_photo(), verbose=False).crop
+    aged = age_photo.load_ager("agegan").age(colour)
+    assert not faces.is_grayscale(aged.images[0])
+    # transparency is flattened onto white, and the run says so
+    rgba = np.dstack([faces.example_photo(), np.full(gray.shape[:2], 255, np.uint8)])
+    rgba[:40, :40, 3] = 0
+    path = tmp_path / "cutout.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    assert age_photo.main([str(path), "--model", "agegan", "--out", str(tmp_path / "o2"), "--frames-between", "0"]) == 0
+    assert "transparent areas" in capsys.readouterr().out
+
+
+def test_the_crop_size_in_the_message_is_the_size_saved(runs, tmp_path, capsys):
+    import cv2
+
+    _write_cyclegan()
+    big = cv2.resize(faces.example_photo(), (2000, 2000), interpolation=cv2.INTER_CUBIC)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(big).save(path, quality=90)
+    out = tmp_path / "out"
+    assert age_photo.main([str(path), "--model", "cyclegan", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    side = Image.open(out / "face.png").size[0]
+    assert side > 200 and f"cropped it to {side}x{side}" in text

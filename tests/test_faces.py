@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -210,9 +211,15 @@ def test_load_photo_handles_modes_and_exif(tmp_path):
 
     gray = faces.load_photo(Image.fromarray(np.full((10, 12), 77, np.uint8)))
     assert gray.shape == (10, 12, 3) and (gray == 77).all()
-    rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent: white
-    assert (faces.load_photo(rgba) == 255).all()
-    assert (faces.load_photo(Image.fromarray(rgba, "RGBA")) == 255).all()
+    rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent: white, and a note says so
+    with pytest.warns(faces.PhotoNote, match="transparent areas"):
+        assert (faces.load_photo(rgba) == 255).all()
+    with pytest.warns(faces.PhotoNote, match="transparent areas"):
+        assert (faces.load_photo(Image.fromarray(rgba, "RGBA")) == 255).all()
+    opaque = np.dstack([base, np.full(base.shape[:2], 255, np.uint8)])  # an alpha channel with nothing see-through
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", faces.PhotoNote)
+        assert np.array_equal(faces.load_photo(opaque), base)
     floats = faces.load_photo(np.ones((5, 5)) * 0.5)
     assert floats.dtype == np.uint8 and floats.shape == (5, 5, 3) and floats[0, 0, 0] in (127, 128)
     buf = io.BytesIO()
@@ -362,7 +369,7 @@ def test_without_dlib_find_face_falls_back_to_haar_with_a_warning(monkeypatch, a
 
 
 @needs_dlib
-def test_landmarks_that_are_not_a_face_fall_back_to_the_detector_box(monkeypatch, astronaut):
+def test_landmarks_that_are_not_a_face_mean_no_face(monkeypatch, astronaut):
     real = faces.face_landmarks
     calls = []
 
@@ -372,11 +379,13 @@ def test_landmarks_that_are_not_a_face_fall_back_to_the_detector_box(monkeypatch
         return pts if box is not None else pts[[4, 1, 2, 3, 0]]  # second pass: nose and an eye swapped
 
     monkeypatch.setattr(faces, "face_landmarks", scrambled)
-    with pytest.warns(faces.AlignmentWarning, match="do not look like a face"):
-        found = faces.find_face(astronaut, verbose=False, align=True)
-    assert len(calls) == 2 and not found.aligned and found.detector == "hog"
-    assert found.crop.shape == (200, 200, 3)
-    assert found.square == faces.hog_square(found.box)
+    # A box whose landmarks do not form a face is not a face (is_face): with the HOG box and the Haar
+    # box both refused, the photo has no face, and the student gets the tips, not a "too small".
+    with pytest.raises(faces.NoFaceFound, match="Tips"):
+        faces.find_face(astronaut, verbose=False, align=True)
+    assert len(calls) >= 4  # the HOG box, then the Haar box: each found twice (in the box, in the levelled crop)
+    with pytest.raises(faces.AlignmentFailed, match="do not look like a face"):
+        faces.is_face(astronaut, faces.detect_faces(astronaut, detector="hog")[0], "hog")
 
 
 def test_dlib_model_file_missing_says_what_to_install(monkeypatch, tmp_path):
@@ -401,3 +410,94 @@ def test_dlib_models_folder_from_the_environment(monkeypatch, tmp_path):
 def test_unknown_detector():
     with pytest.raises(ValueError, match="haar"):
         faces.detect_faces(np.zeros((50, 50, 3), np.uint8), detector="mtcnn")
+
+
+# --------------------------------------------------------------------------- faces, not furniture (is_face)
+
+
+def _no_face_photos():
+    """Photos without a face, from scikit-image (offline), some enlarged the ways that once fooled the detectors."""
+    import skimage.data as sd
+
+    def enlarged(name, resample, fmt="PNG"):
+        im = Image.fromarray(getattr(sd, name)()).convert("RGB")
+        im = im.resize((im.width * 2, im.height * 2), resample)
+        buf = io.BytesIO()
+        im.save(buf, fmt, **({"quality": 75} if fmt == "JPEG" else {}))
+        return buf.getvalue()
+
+    photos = {name: getattr(sd, name)() for name in ("coffee", "chelsea", "rocket", "horse", "coins", "brick", "grass",
+                                                     "gravel", "moon", "hubble_deep_field", "immunohistochemistry",
+                                                     "colorwheel", "logo", "page", "text", "retina", "cat")}
+    photos["coffee 2x nearest"] = enlarged("coffee", Image.Resampling.NEAREST)  # Haar: a 90 px "face" in the table
+    photos["coffee 2x bicubic"] = enlarged("coffee", Image.Resampling.BICUBIC)
+    photos["coffee 2x bilinear jpeg"] = enlarged("coffee", Image.Resampling.BILINEAR, "JPEG")
+    photos["brick 2x"] = enlarged("brick", Image.Resampling.BICUBIC)  # Haar: a 93 px "face" in the bricks
+    photos["coins 2x"] = enlarged("coins", Image.Resampling.BICUBIC)  # HOG 37 px, Haar 81 px
+    photos["chelsea 2x"] = enlarged("chelsea", Image.Resampling.BICUBIC)
+    return photos
+
+
+NO_FACE = _no_face_photos()
+
+
+@needs_dlib
+@pytest.mark.parametrize("name", sorted(NO_FACE))
+def test_a_photo_without_a_face_has_no_face(name):
+    for align in (True, False) if "2x" in name else (True,):  # the enlarged ones fooled the Haar path too
+        with pytest.raises(faces.NoFaceFound) as err:  # never FaceTooSmall: there is no face to be small
+            faces.find_face(NO_FACE[name], verbose=False, align=align)
+        assert "Tips" in str(err.value)
+
+
+@needs_dlib
+@pytest.mark.parametrize("angle", [-20, 20])
+def test_the_example_turned_by_20_degrees_is_still_a_face(astronaut, angle):
+    import cv2
+
+    h, w = astronaut.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    turned = cv2.warpAffine(astronaut, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    found = faces.find_face(turned, verbose=False, align=True)
+    assert found.n_faces == 1 and found.aligned
+    assert abs(abs(found.square.angle) - 20) < 6  # levelled by about the turn
+
+
+@needs_dlib
+def test_pasted_example_faces_are_found(astronaut):
+    """The example's face, framed as UTKFace's, pasted into canvases at several sizes and turns: found every time."""
+    crop = faces.find_face(astronaut, verbose=False, align=True).crop
+    rng = np.random.default_rng(3)
+    for i in range(6):
+        photo, truth = faces.paste_crop(crop, rng, max_angle=20, scale=(1.0, 2.0))
+        found = faces.find_face(photo, verbose=False, align=True)
+        assert faces.square_iou(found.square, truth) > 0.75, i
+
+
+@needs_dlib
+def test_pasted_real_faces_are_found(real_utkface_dir):
+    """With the sample: 24 real crops pasted and turned by up to 20 degrees; at least 22 found (92%).
+
+    (Over 300 such crops the rule keeps the detection rate at 99.0%, as before it; see helpers.faces.)
+    Without the sample this test skips: the example's face (above) is the check a fresh clone runs.
+    """
+    paths = sorted(real_utkface_dir.glob("*.jpg"))[5::300][:24]
+    crops = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    result = faces.measure_framing(crops, align=True, max_angle=20, seed=2)
+    assert result["photos"] == 24 and result["found"] >= 22 / 24, result
+    assert result["iou_median"] > 0.85
+
+
+@needs_dlib
+def test_is_face_states_its_rule(astronaut):
+    box = faces.detect_faces(astronaut, detector="hog")[0]
+    square, points = faces.is_face(astronaut, box, "hog")
+    assert points.shape == (5, 2) and square.side > box.w
+    crop = faces.cut_square(astronaut, square, faces.CROP_SIZE)
+    assert faces.cnn_face_score(crop) > 0.5
+    # the CNN's face must be where the framing puts one: the same face moved into a corner does not count
+    corner = np.full_like(crop, 128)
+    small = np.asarray(Image.fromarray(crop).resize((80, 80)))
+    corner[:80, :80] = small
+    assert faces.cnn_face_score(corner) is None
+    assert faces.cnn_face_score(np.asarray(NO_FACE["coffee"])[:200, :200]) is None

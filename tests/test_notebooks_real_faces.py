@@ -36,7 +36,8 @@ NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_notebook_runs_on_real_faces(notebook, tmp_path):
-    faces = os.environ.get("UTKFACE_SAMPLE_DIR") or str(utkface_layout_folder(tmp_path / "UTKFace"))
+    given = os.environ.get("UTKFACE_SAMPLE_DIR")
+    faces = given if given and given != "none" else str(utkface_layout_folder(tmp_path / "UTKFace"))
     env = {**os.environ, "SMOKE": "1", "FACEAGING_SOURCE": "utkface", "FACEAGING_SOURCE_PATH": faces,
            "FACEAGING_RUNS": str(tmp_path / "runs"), "FACEAGING_DATA": str(tmp_path / "data"),
            "FACEAGING_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
