@@ -43,8 +43,10 @@ stamp:
 
 # Student copies of the notebooks in student/notebooks/ (git-ignored): every exercise's solution
 # (between nbgrader's ### BEGIN SOLUTION / ### END SOLUTION) replaced by a stub. Needs only Python.
+# STUDENT_REPO=owner/name (and STUDENT_BRANCH=...): the repository where the copies are published, which
+# their Colab badges and setup cells open; without it they have no Colab link.
 student:
-	$(PYTHON) -m helpers.student
+	$(PYTHON) -m helpers.student $(if $(STUDENT_REPO),--repo $(STUDENT_REPO)) $(if $(STUDENT_BRANCH),--branch $(STUDENT_BRANCH))
 
 clean:
 	rm -rf $(VENV) data/cache data/toyfaces-smoke runs

@@ -7,7 +7,12 @@ The repository the notebooks open from and clone lives in one place, :data:`REPO
 - the setup cell, the first code cell of every notebook (:func:`setup_cell`), which on Colab
   clones and installs the course, keeps data and caches on the local disk and, behind
   ``USE_DRIVE``, checkpoints and results on Google Drive; anywhere else it does nothing;
-- the ``git clone`` line of the README.
+- the ``git clone`` line of the README;
+- the absolute addresses of the figures the notebooks show from ``imgs/``
+  (``https://raw.githubusercontent.com/<REPO>/<BRANCH>/imgs/...``: a relative path does not show on Colab).
+
+The student copies (``make student``, :mod:`helpers.student`) are stamped the same way with
+:data:`STUDENT_REPO` instead, or carry no badge where none is set.
 
 An instructor who forks the course sets ``REPO`` (and ``BRANCH``) to the fork and runs::
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -32,6 +38,14 @@ from pathlib import Path
 REPO = "face-aging-course/face-aging-gan"
 #: The branch the badges open and the setup cell clones.
 BRANCH = "main"
+#: The repository that holds the *student* copies (``make student``), ``owner/name``, or None: an
+#: instructor publishes the copies there (the course with ``student/notebooks/`` as its ``notebooks/``)
+#: and the copies' badges and setup cells point at it. Set it here or in the environment
+#: (``make student STUDENT_REPO=owner/name``). Without one the copies carry no Colab link, because the
+#: course's own badges open the notebooks with their solutions.
+STUDENT_REPO: str | None = os.environ.get("STUDENT_REPO") or None
+#: The branch of :data:`STUDENT_REPO` (``STUDENT_BRANCH`` in the environment).
+STUDENT_BRANCH: str = os.environ.get("STUDENT_BRANCH") or "main"
 
 BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
 _BADGE_LINE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)$")
@@ -46,6 +60,19 @@ def _check_repo(repo: str, branch: str) -> None:
         raise ValueError(f"the repository must be written owner/name (like {REPO!r}), not {repo!r}")
     if not re.fullmatch(r"[\w./-]+", branch) or branch.startswith(("-", "/")):
         raise ValueError(f"{branch!r} is not a usable branch name")
+
+
+_RAW_IMG = re.compile(r"https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[\w./-]+?/imgs/")
+
+
+def raw_image_url(name: str, repo: str = REPO, branch: str = BRANCH) -> str:
+    """The address of ``imgs/<name>`` on GitHub that shows in a notebook on Colab as well as locally."""
+    return f"https://raw.githubusercontent.com/{repo}/{branch}/imgs/{name}"
+
+
+def stamp_images(text: str, repo: str = REPO, branch: str = BRANCH) -> str:
+    """``text`` with every raw GitHub address of a figure in ``imgs/`` pointing at ``repo`` and ``branch``."""
+    return _RAW_IMG.sub(raw_image_url("", repo, branch), text)
 
 
 def clone_url(repo: str = REPO) -> str:
@@ -131,6 +158,24 @@ def stamp_notebook(nb: dict, notebook: str, repo: str = REPO, branch: str = BRAN
         "cell_type": "code", "execution_count": None, "id": _new_id(cells, notebook), "metadata": {}, "outputs": []}
     cell["source"] = _lines(setup_cell(repo, branch))
     cells.insert(1, cell)
+    for c in cells:
+        if c.get("cell_type") == "markdown":
+            text = "".join(c["source"])
+            if _RAW_IMG.search(text):
+                c["source"] = _lines(stamp_images(text, repo, branch))
+    return nb
+
+
+def remove_badge(nb: dict, note: str) -> dict:
+    """``nb`` without its Colab badge; ``note`` (Markdown) takes the badge's place in the first cell."""
+    cells = nb["cells"]
+    lines = "".join(cells[0]["source"]).split("\n")
+    at = [i for i, line in enumerate(lines) if _BADGE_LINE.match(line.strip())]
+    if at:
+        lines[at[0]] = note
+    else:
+        lines[1:1] = ["", note]
+    cells[0]["source"] = _lines("\n".join(lines))
     return nb
 
 

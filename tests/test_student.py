@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import student
+from helpers import colab, student
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -76,17 +76,18 @@ def test_student_copy(copies, path):
     copy_path = out / path.name
     n = sum(len(regions(source(c))) for c in original["cells"] if c["cell_type"] == "code")
     assert written[copy_path] == n
-    if n == 0:  # notebooks without exercises: copied as they are
-        assert copy_path.read_bytes() == path.read_bytes()
-        return
     copy = json.loads(copy_path.read_text(encoding="utf-8"))
     assert len(copy["cells"]) == len(original["cells"])
     assert copy["metadata"] == original["metadata"]
     stubs = 0
     for before, after in zip(original["cells"], copy["cells"]):
         assert after["cell_type"] == before["cell_type"] and after.get("id") == before.get("id")
-        if before["cell_type"] != "code":
-            assert after == before  # markdown untouched
+        if before["cell_type"] != "code":  # markdown: only the badge and the words about the markers change
+            want = source(before)
+            if before is original["cells"][0]:
+                want = source(colab.remove_badge({"cells": [json.loads(json.dumps(before))]},
+                                                 student.NO_COLAB_NOTE)["cells"][0])
+            assert source(after) == student.student_markdown(want)
             continue
         text = source(after)
         assert student.BEGIN not in text and student.END not in text
@@ -133,3 +134,48 @@ def test_the_command_line_says_what_is_wrong(tmp_path, capsys):
                                           "outputs": [], "execution_count": None}], "metadata": {}}))
     assert student.main([str(bad), "--out", str(tmp_path / "out")]) == 1
     assert "without an" in capsys.readouterr().err
+
+
+def test_copies_without_a_student_repository_have_no_colab_link_to_the_solutions(copies):
+    out, _ = copies
+    for path in sorted(out.glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        text = "".join(source(c) for c in nb["cells"])
+        assert "colab.research.google.com" not in text and "/blob/" not in text, path.name
+        assert student.NO_COLAB_NOTE in source(nb["cells"][0]), path.name
+        markdown = "".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+        assert student.BEGIN not in markdown and student.END not in markdown, path.name  # words match the stubs
+
+
+def test_copies_for_a_student_repository_open_it(tmp_path):
+    written = student.write_student_versions(NOTEBOOKS, tmp_path / "notebooks", "teach/faces-students", "spring")
+    for path in written:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        first, setup = source(nb["cells"][0]), source(nb["cells"][1])
+        assert colab.badge(path.name, "teach/faces-students", "spring") in first
+        assert '"https://github.com/teach/faces-students"' in setup and '"spring"' in setup
+        text = "".join(source(c) for c in nb["cells"])
+        assert colab.REPO not in text, path.name  # neither a badge, a clone nor a figure of the course's own
+        assert student.NO_COLAB_NOTE not in first
+
+
+def test_the_markers_text_is_reworded_and_relative_images_travel(tmp_path):
+    assert student.student_markdown("write it between `### BEGIN SOLUTION` and\n`### END SOLUTION`.") == (
+        f"write it in place of the `{student.STUB_MARK}` line (and the `raise` under it).")
+    course = tmp_path / "course"
+    (course / "notebooks").mkdir(parents=True)
+    (course / "imgs").mkdir()
+    (course / "imgs" / "grid.png").write_bytes(b"png")
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Title\n", "\n", "![grid](../imgs/grid.png)"]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (course / "notebooks" / "09_x.ipynb").write_text(json.dumps(nb))
+    student.write_student_versions([course / "notebooks" / "09_x.ipynb"], tmp_path / "student" / "notebooks")
+    assert (tmp_path / "student" / "imgs" / "grid.png").read_bytes() == b"png"  # ../imgs/grid.png works from the copy
+    (course / "imgs" / "grid.png").unlink()
+    with pytest.raises(FileNotFoundError, match="grid.png"):
+        student.write_student_versions([course / "notebooks" / "09_x.ipynb"], tmp_path / "s2" / "notebooks")
+
+
+def test_the_course_repository_is_refused_as_the_student_one(tmp_path, capsys):
+    assert student.main(["--repo", colab.REPO, "--out", str(tmp_path)]) == 2
+    assert "solutions" in capsys.readouterr().err
