@@ -23,6 +23,61 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from . import cli, config
+
+#: The models the table can score (the keys of :data:`MODELS`' rows; checked by a test).
+MODEL_NAMES = ("cyclegan", "cdcgan", "cdcgan-wide", "encoder", "agegan")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n\n")[0] if __doc__ else None,
+                                epilog="exit codes: 0 done; 2 usage error; 3 a run folder or the data cannot be used "
+                                       "(another model's checkpoint, a missing folder): the message says which")
+    p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES, metavar="MODEL",
+                   help=f"which trained models to score (default: all of {', '.join(MODEL_NAMES)})")
+    p.add_argument("--data", default=None, help="score on this face source (default: each model's own)")
+    p.add_argument("--data-path", default=None, help="folder or zip of the data (as in helpers.train)")
+    p.add_argument("--runs-dir", default=None, help=f"where the run folders are (default {config.RUNS_DIR})")
+    p.add_argument("--n-faces", type=int, default=None, help=f"test faces per model (default {config.EVAL.n_faces})")
+    p.add_argument("--max-images", type=int, default=None, help="cap on the faces loaded (default: the course's)")
+    p.add_argument("--steps", type=int, default=None, help=f"classifier training steps (default {config.EVAL.steps})")
+    p.add_argument("--fid", default=None, choices=["auto", "inception", "stand-in"],
+                   help=f"which FID (default {config.EVAL.fid})")
+    p.add_argument("--retrain", action="store_true", help="retrain the classifiers even if saved ones exist")
+    p.add_argument("--pretrained", action="store_true",
+                   help="score the real-face weights shipped in weights/ instead of your run folders")
+    p.add_argument("--out", default=None, help="path stem of the table (default RUNS_DIR/<EVAL.run_name>/results)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="the share of the age GAN's change put on each face, in (0, 2] (default: what its run or "
+                        "shipped file says; 1 is the generator's own output)")
+    p.add_argument("--strength-curve", default=None, metavar="S1,S2,...",
+                   help="instead of the table: the age GAN at these strengths, on test faces the table does not score")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine)")
+    return p
+
+
+def main(argv=None) -> int:
+    """``python -m helpers.evaluate``: the arguments are checked before torch is imported (see helpers.cli)."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    try:
+        if args.strength is not None:
+            cli.check_strength(args.strength)
+        if args.strength_curve:
+            [cli.check_strength(v) for v in cli.number_list(args.strength_curve, "--strength-curve")]
+    except ValueError as e:
+        p.error(str(e))  # exit 2, as --help says
+    from . import evaluate as app  # the heavy part below; this module itself when imported
+
+    return app.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+# ruff: noqa: E402 -- the heavy imports come after the command line, on purpose
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,9 +87,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import catalog, config, identity, pretrained
+from . import catalog, identity, pretrained
 from . import metrics as M
 from .agegan import apply_strength, check_strength, group_mid_ages, translate
+from .cli import number_list
 from .cache import build_cache
 from .cdcgan import frozen_generator
 from .encoder import decode, invert_and_edit
@@ -622,33 +678,8 @@ def table_notes(rows) -> list[str]:
     return notes
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n\n")[0],
-                                epilog="exit codes: 0 done; 2 usage error; 3 a run folder or the data cannot be used "
-                                       "(another model's checkpoint, a missing folder): the message says which")
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
-                   help=f"which trained models to score (default: all of {', '.join(MODELS)})")
-    p.add_argument("--data", default=None, help="score on this face source (default: each model's own)")
-    p.add_argument("--data-path", default=None, help="folder or zip of the data (as in helpers.train)")
-    p.add_argument("--runs-dir", default=None, help=f"where the run folders are (default {config.RUNS_DIR})")
-    p.add_argument("--n-faces", type=int, default=None, help=f"test faces per model (default {config.EVAL.n_faces})")
-    p.add_argument("--max-images", type=int, default=None, help="cap on the faces loaded (default: the course's)")
-    p.add_argument("--steps", type=int, default=None, help=f"classifier training steps (default {config.EVAL.steps})")
-    p.add_argument("--fid", default=None, choices=["auto", "inception", "stand-in"],
-                   help=f"which FID (default {config.EVAL.fid})")
-    p.add_argument("--retrain", action="store_true", help="retrain the classifiers even if saved ones exist")
-    p.add_argument("--pretrained", action="store_true",
-                   help="score the real-face weights shipped in weights/ instead of your run folders")
-    p.add_argument("--out", default=None, help="path stem of the table (default RUNS_DIR/<EVAL.run_name>/results)")
-    p.add_argument("--strength", type=float, default=None,
-                   help="the share of the age GAN's change put on each face, in (0, 2] (default: what its run or "
-                        "shipped file says; 1 is the generator's own output)")
-    p.add_argument("--strength-curve", default=None, metavar="S1,S2,...",
-                   help="instead of the table: the age GAN at these strengths, on test faces the table does not score")
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy machine)")
-    args = p.parse_args(argv)
-
+def run(args) -> int:
+    """The command line's work, once :func:`main` has checked the arguments."""
     if args.threads:
         torch.set_num_threads(args.threads)
     s = config.EVAL
@@ -657,10 +688,7 @@ def main(argv=None) -> int:
     if args.steps is not None:
         s = replace(s, steps=args.steps)
     if args.strength is not None:
-        try:
-            s = replace(s, agegan_strength=check_strength(args.strength))
-        except ValueError as e:
-            p.error(str(e))
+        s = replace(s, agegan_strength=check_strength(args.strength))
     device = pick_device(args.device)
     print(config.summary())
     t0 = time.time()
@@ -689,13 +717,7 @@ def main(argv=None) -> int:
 def _print_strength_curve(args, s, device) -> int:
     """``--strength-curve``: the age GAN's trade-off between age and identity, printed and written as CSV."""
     try:
-        usage = "give strengths as numbers separated by commas, e.g. --strength-curve 0.7,0.8,0.9,1"
-        try:
-            values = [float(v) for v in args.strength_curve.split(",") if v.strip()]
-        except ValueError:
-            raise ValueError(f"--strength-curve {args.strength_curve!r}: {usage}") from None
-        if not values:
-            raise ValueError(usage)
+        values = [check_strength(v) for v in number_list(args.strength_curve, "--strength-curve")]
         if args.pretrained:
             G, run_dir = pretrained.load("agegan", device), pretrained.path_of("agegan")
         else:
@@ -727,5 +749,3 @@ def _print_strength_curve(args, s, device) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -14,8 +14,48 @@ from (data, steps, command). ``weights/README.md`` is the model card.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from . import cli
+
+#: The models that ship weights (the keys of :data:`SHIPPED`).
+SHIPPED_NAMES = ("cyclegan", "agegan")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.pretrained", description="Export or check shipped weights.",
+                                epilog="exit codes: 0 done; 2 usage error; 3 the weights cannot be written or read")
+    sub = p.add_subparsers(dest="what", required=True)
+    e = sub.add_parser("export", help="write weights/<model>.safetensors from a trained run folder")
+    e.add_argument("model", choices=list(SHIPPED_NAMES))
+    e.add_argument("run_dir")
+    e.add_argument("--out", default=None)
+    e.add_argument("--strength", type=float, default=None,
+                   help="agegan: the share of the change the file is used with (default: the run's own)")
+    c = sub.add_parser("check", help="read a shipped file back and print what it holds")
+    c.add_argument("model", choices=list(SHIPPED_NAMES))
+    return p
+
+
+def main(argv=None) -> int:
+    """``python -m helpers.pretrained``: the arguments are checked before torch is imported (see helpers.cli)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "strength", None) is not None:
+        try:
+            cli.check_strength(args.strength)
+        except ValueError as err:
+            parser.error(str(err))
+    from . import pretrained as app  # the heavy part below; this module itself when imported
+
+    return app.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+# ruff: noqa: E402 -- the heavy imports come after the command line, on purpose
+import json
 from pathlib import Path
 
 import torch
@@ -121,19 +161,8 @@ def load(model: str, device="cpu", path=None):
     return agegan.generator_from(cfg, nets["G"], device)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.pretrained", description="Export or check shipped weights.",
-                                epilog="exit codes: 0 done; 2 usage error; 3 the weights cannot be written or read")
-    sub = p.add_subparsers(dest="what", required=True)
-    e = sub.add_parser("export", help="write weights/<model>.safetensors from a trained run folder")
-    e.add_argument("model", choices=list(SHIPPED))
-    e.add_argument("run_dir")
-    e.add_argument("--out", default=None)
-    e.add_argument("--strength", type=float, default=None,
-                   help="agegan: the share of the change the file is used with (default: the run's own)")
-    c = sub.add_parser("check", help="read a shipped file back and print what it holds")
-    c.add_argument("model", choices=list(SHIPPED))
-    args = p.parse_args(argv)
+def run(args) -> int:
+    """The command line's work, once :func:`main` has checked the arguments."""
     try:
         if args.what == "export":
             path = export(args.model, args.run_dir, args.out, strength=args.strength)
@@ -148,7 +177,3 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 3
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

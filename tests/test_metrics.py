@@ -392,8 +392,12 @@ def test_agegan_strength_curve_on_held_out_real_faces(tmp_path, real_utkface_dir
 def test_strength_curve_with_words_for_numbers_says_what_to_give(capsys):
     from helpers import evaluate
 
-    assert evaluate.main(["--models", "agegan", "--strength-curve", "a,b"]) == 3
-    assert "give strengths as numbers separated by commas" in capsys.readouterr().err
+    for bad in ("a,b", ",", "0.8,5"):  # a usage error: exit 2, as --help says
+        with pytest.raises(SystemExit) as stop:
+            evaluate.main(["--models", "agegan", "--strength-curve", bad])
+        assert stop.value.code == 2, bad
+        err = capsys.readouterr().err
+        assert "numbers separated by commas, like 0.8,0.9,1" in err or "strength must be a number in (0, 2]" in err
     with pytest.raises(SystemExit) as stop:  # a single strength out of range: a usage error
         evaluate.main(["--models", "agegan", "--strength", "9"])
     assert stop.value.code == 2 and "strength must be a number in (0, 2]" in capsys.readouterr().err
