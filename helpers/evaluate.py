@@ -645,6 +645,41 @@ def show_successes_and_failures(t: Translations, judges: Judges, n: int = 4):
     return fig
 
 
+def show_most_flagged(sets, n: int = 10, order: str = "most"):
+    """The outputs the realism measure flags most (``order="least"``: the ones it passes most easily),
+    over every model's translations in ``sets`` (those with an input face), with what it flags on each."""
+    sets = [t for t in sets if t.has_input]
+    if not sets:
+        raise ValueError("no translations of input faces to judge (the cDCGAN alone has no input)")
+    size = M.REALISM.size
+    src = torch.cat([M._resize(M._as_float(t.source), size) for t in sets])
+    fake = torch.cat([M._resize(M._as_float(t.fake), size) for t in sets])
+    labels = [f"{t.model.split(' (')[0].split(',')[0]}\n-> {t.groups[k]}" for t in sets for k in t.target]
+    which = "flagged most" if order == "most" else "passed most easily"
+    return M.show_realism(src, fake, n=n, order=order, labels=labels,
+                          title=f"The outputs the realism measure {which} (magenta: colour the change painted; "
+                                "cyan: a lone dark spot)")
+
+
+def save_realism_figures(sets, judges: dict, folder) -> list[Path]:
+    """``realism_planted.png`` (artifacts planted on 7 real test faces, and what the measure flags) and
+    ``realism_flagged_<source>.png`` (the outputs of ``sets`` flagged most) in ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    j = judges[_source_of(sets[0], judges)]
+    test = j.test_cache(M.REALISM.size).tensor()
+    fig = M.show_planted(test[torch.as_tensor(j.pick(len(test), seed=5, n=len(M.PLANT_KINDS) + 1))])
+    paths.append(folder / "realism_planted.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    fig = show_most_flagged(sets)
+    paths.append(folder / f"realism_flagged_{j.source}.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
 def table_notes(rows) -> list[str]:
     """The notes printed under the table: what each column means, and which FID it holds."""
     notes = ["age accuracy: share of translated faces that the course's age classifier puts in the requested "

@@ -93,7 +93,7 @@ def test_planted_artifacts_are_flagged_on_toy_faces(toy_young, toy_old):
     r = _rates(faces)
     print("toy faces, planted flagged (%):", {k: round(v) for k, v in r.items()})
     for kind in ("purple", "green", "orange", "blue"):
-        assert r[kind] >= 70, (kind, r)
+        assert r[kind] >= 60, (kind, r)
     assert np.mean(list(r.values())) >= 60, r
 
 
@@ -125,7 +125,9 @@ def test_realism_check_on_real_test_faces(real_utkface_dir):
     print("\n".join(M.realism_check_lines(c)))
     for kind in ("purple", "green", "blue"):
         assert c[f"planted:{kind}"] >= 85, c
-    assert c["planted:orange"] >= 45 and c["planted:jaw"] >= 35, c
-    assert c["planted"] >= 60, c
+    assert c["planted:orange"] >= 50 and c["planted:jaw"] >= 40 and c["planted:dark"] >= 15, c
+    assert c["planted"] >= 65, c
     assert c["clean"] <= 5, c
-    assert c["other age"] <= 12, c
+    # Issue 23's target is 5%; on 100 faces one or two more real faces flagged is noise, and today's
+    # rate on 300 test faces is 5.3% (helpers.metrics' docstring): this guards against it growing.
+    assert c["other age"] <= 10, c
