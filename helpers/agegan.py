@@ -9,17 +9,19 @@ Hong and Park, ICCV 2021, "Re-Aging GAN: Toward Personalized Face Age Transforma
 - an **age modulator** :math:`M` turns the *target* age group :math:`t` (a one-hot row, or a
   soft mix of rows for an age slider), together with a summary of :math:`h`, into a scale
   :math:`\gamma_l` and a shift :math:`\beta_l` for *every* layer :math:`l` of the decoder;
-- a **decoder** whose layers are modulated by adaptive instance normalisation
-  (AdaIN; Huang and Belongie, 2017),
+- a **decoder** whose layers are modulated by a *conditional* instance norm,
 
   .. math::
 
-      \mathrm{AdaIN}(a_l; t) = (1 + \gamma_l(t)) \odot \frac{a_l - \mu(a_l)}{\sigma(a_l)} + \beta_l(t),
+      \mathrm{CIN}(a_l; t) = (1 + \gamma_l(t)) \odot \frac{a_l - \mu(a_l)}{\sigma(a_l)} + \beta_l(t),
 
-  where :math:`\mu, \sigma` are each channel's mean and spread over the image. Normalising and
-  then rescaling every channel by numbers that depend on the condition is FiLM (Perez et al.,
-  2018, "FiLM: Visual Reasoning with a General Conditioning Layer") applied after an instance
-  norm; AdaIN is the name style transfer gave it. So :math:`G(x, t) = D_{ec}(E(x); M(E(x), t))`.
+  where :math:`\mu, \sigma` are each channel's mean and spread over the image, and the scale and
+  shift are *learnt* from the condition (Dumoulin et al., 2017; the form StyleGAN, Karras et al.
+  2019, calls AdaIN, and the class below keeps that name). Huang and Belongie's AdaIN (2017) has
+  no learnt weights: it takes the scale and shift from a style image, :math:`\sigma(y)\,
+  \mathrm{norm}(x) + \mu(y)`. Rescaling every channel by numbers that depend on the condition is
+  also FiLM (Perez et al., 2018, "FiLM: Visual Reasoning with a General Conditioning Layer")
+  applied after an instance norm. So :math:`G(x, t) = D_{ec}(E(x); M(E(x), t))`.
 
 One generator serves every pair of groups, the idea of StarGAN (Choi et al., 2018, "StarGAN:
 Unified Generative Adversarial Networks for Multi-Domain Image-to-Image Translation"): with
@@ -94,6 +96,7 @@ from PIL import Image
 from torch import nn
 
 from . import config
+from .cli import check_strength  # the strength check lives with the command lines' early checks
 from .plots import denormalize
 from .layers import (MASK_INIT_BIAS, AgeAuxClassifier, ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1,
                      augmenter, count_parameters, init_weights, make_scheduler, mask_head, mask_penalty)
@@ -705,6 +708,7 @@ class AgeGAN(Trainable):
                     opt.zero_grad(set_to_none=True)
                     self.precision.backward(loss)
                     self.precision.step(opt)
+                    self.precision.update()  # one loss-scale update per step: a GradScaler refuses a second step without it
                     acc = 0.9 * acc + 0.1 * float((logits.argmax(1) == y).float().mean())
                     done += 1
                     if done == steps:
@@ -748,18 +752,6 @@ class AgeGAN(Trainable):
 
 
 # --------------------------------------------------------------------------- inference
-
-
-def check_strength(strength) -> float:
-    """``strength`` as a float, or a ValueError saying what it must be."""
-    try:
-        value = float(strength)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not 0.0 < value <= 2.0:
-        raise ValueError(f"strength must be a number in (0, 2] (1: the generator's whole change, 0.5: half of it), "
-                         f"not {strength!r}")
-    return value
 
 
 def apply_strength(x: torch.Tensor, out: torch.Tensor, strength: float) -> torch.Tensor:

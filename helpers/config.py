@@ -109,6 +109,23 @@ def settings_from(base, saved: dict):
     return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names})
 
 
+def name_of(settings) -> str | None:
+    """The name in this module of the settings ``settings`` (``"AGEGAN_REAL"``), or None when it is no named setting.
+
+    The first public name bound to that very object wins, then one with the same values, then one with the
+    same model (:func:`model_config`: a run changed only in its bookkeeping, ``--set batch_size=...``, say);
+    the GPU settings count at their full size in smoke mode too.
+    """
+    named = [(k, v) for k, v in globals().items() if not k.startswith("_") and k.isupper()] + list(GPU_SETTINGS.items())
+    named = [(k, v) for k, v in named if type(v) is type(settings)]
+    for same in (lambda v: v is settings, lambda v: v == settings,
+                 lambda v: model_config(v) == model_config(settings)):
+        for k, v in named:
+            if same(v):
+                return k
+    return None
+
+
 def summary() -> str:
     """One line that tells a student which mode is on and where the data lives."""
     mode = "SMOKE (tiny sizes, for CI)" if SMOKE else "full course settings"
@@ -147,14 +164,12 @@ DCGAN = pick(
 # Measured on the UTKFace sample (5,912 training faces): 6 epochs of 369 batches of 16, 2,214 steps, took
 # 13.9 min on one CPU thread and drew recognisable faces of many ages and skin tones, blurred at the edges.
 DCGAN_REAL_CPU = DCGAN
-# Real faces on a GPU (Colab T4 class): Radford et al.'s networks (ngf = ndf = 64 at 64 px) with batches of
-# 64, 40 epochs of 92 batches, 3,680 steps (6.7 times the faces the CPU run sees). Not yet run: about 1 to 2
-# min on a T4 is an estimate from the step's FLOP count, 159 GFLOP (see notebook 02, section 5).
-DCGAN_REAL = pick(
-    DCGANSettings(image_size=64, batch_size=64, epochs=40, sample_every=100, checkpoint_every=500,
-                  run_name="dcgan-real"),
-    DCGAN,
-)
+# Real faces on a GPU (Colab T4 class): Radford et al.'s networks (ngf = ndf = 64) with one more layer each, at
+# 128 px, batches of 64, 48 epochs: 14,208 steps on the full UTKFace (4,416 on the sample). Never run on a GPU:
+# `python -m helpers.benchmark budget` estimates 12 T4 minutes at 25% of its float16 peak (841 GFLOP a step).
+_DCGAN_REAL_GPU = DCGANSettings(image_size=128, batch_size=64, epochs=48, sample_every=200, checkpoint_every=1000,
+                                run_name="dcgan-real")
+DCGAN_REAL = pick(_DCGAN_REAL_GPU, DCGAN)
 
 
 @dataclass(frozen=True)
@@ -232,10 +247,8 @@ _CYCLEGAN_SMOKE = CycleGANSettings(
     image_size=32, load_size=36, batch_size=8, n_epochs_constant=1, n_epochs_decay=1, ngf=8, ndf=8, n_blocks=2,
     n_show=4, sample_every=5, checkpoint_every=20, run_name="cyclegan-smoke",
 )
-CYCLEGAN = pick(
-    CycleGANSettings(image_size=128, load_size=143, batch_size=8, n_epochs_constant=10, n_epochs_decay=10),
-    _CYCLEGAN_SMOKE,
-)
+_CYCLEGAN_GPU = CycleGANSettings(image_size=128, load_size=143, batch_size=8, n_epochs_constant=10, n_epochs_decay=10)
+CYCLEGAN = pick(_CYCLEGAN_GPU, _CYCLEGAN_SMOKE)
 # The CPU setting keeps the paper's optimisation (batch 1, Adam 2e-4, linear decay) but makes the
 # generators small and residual (they start as the identity and learn only the change), and drops
 # the identity loss, which a residual generator hardly needs and which costs a third of its passes.
@@ -263,13 +276,15 @@ CYCLEGAN_REAL_CPU = pick(
             age_aux_lr=1e-3, age_aux_fakes=True, age_aux_batch=4, upsample="nearest", diffaug="translation",
             lambda_cycle=5.0, run_name="cyclegan-real-cpu-smoke"),
 )
-# Real faces on a GPU: the paper's networks at 128 px (CYCLEGAN) with the same real-face options. Not yet
-# trained on a GPU (no session has had one): the GPU check (`make gpu-check`) is where it gets measured.
-CYCLEGAN_REAL = pick(
-    replace(CYCLEGAN, mask=True, lambda_mask=0.01, lambda_age=2.0, age_aux_lr=1e-3, age_aux_fakes=True,
-            upsample="nearest", diffaug="translation", lambda_cycle=5.0, run_name="cyclegan-real"),
-    CYCLEGAN_REAL_CPU,
-)
+# Real faces on a GPU: the paper's networks at 128 px with the same real-face options, and the paper's 6
+# residual blocks at 128 px (9 are its 256-px generator), 5 + 5 epochs: 5,740 steps of 8 pairs on the full
+# UTKFace. Never run on a GPU: `python -m helpers.benchmark budget` estimates about 20 T4 minutes at 25% of peak
+# (the 9-block generator and 10 + 10 epochs needed about 50).
+_CYCLEGAN_REAL_GPU = replace(_CYCLEGAN_GPU, n_blocks=6, n_epochs_constant=5, n_epochs_decay=5, mask=True,
+                             lambda_mask=0.01, lambda_age=2.0, age_aux_lr=1e-3, age_aux_fakes=True,
+                             upsample="nearest", diffaug="translation", lambda_cycle=5.0, checkpoint_every=1000,
+                             run_name="cyclegan-real")
+CYCLEGAN_REAL = pick(_CYCLEGAN_REAL_GPU, CYCLEGAN_REAL_CPU)
 
 
 @dataclass(frozen=True)
@@ -341,10 +356,8 @@ _AGEGAN_SMOKE = AgeGANSettings(
         n_enc_blocks=1, n_dec_blocks=1, style_dim=16, n_layers_D=3, n_show=3, sample_every=8,
         checkpoint_every=12, eval_faces=24, probe_steps=30, run_name="agegan-smoke",
 )
-AGEGAN = pick(
-    AgeGANSettings(image_size=128, batch_size=16, n_epochs_constant=4, n_epochs_decay=3, run_name="agegan-128"),
-    _AGEGAN_SMOKE,
-)
+_AGEGAN_GPU = AgeGANSettings(image_size=128, batch_size=16, n_epochs_constant=4, n_epochs_decay=3, run_name="agegan-128")
+AGEGAN = pick(_AGEGAN_GPU, _AGEGAN_SMOKE)
 AGEGAN_CPU = pick(
     AgeGANSettings(image_size=64, batch_size=16, n_epochs_constant=4, n_epochs_decay=3),
     _AGEGAN_SMOKE,
@@ -371,9 +384,12 @@ AGEGAN_REAL_CPU = pick(
     replace(_AGEGAN_SMOKE, **{**_AGEGAN_REAL_OPTIONS, "age_aux_pretrain": 20}, age_aux_size=16, age_aux_ndf=4,
             run_name="agegan-real-cpu-smoke"),
 )
-# Real faces on a GPU: 128 px with the same options. Never run (no session has had a GPU): its time in
-# notebook 06 is an estimate, and `make gpu-check` measures it.
-AGEGAN_REAL = pick(replace(AGEGAN, **_AGEGAN_REAL_OPTIONS, run_name="agegan-real"), AGEGAN_REAL_CPU)
+# Real faces on a GPU: 128 px with the same options, a generator twice as wide (ngf 32), and 12 + 12 epochs
+# (28,440 steps of 16 on the full UTKFace, 8,856 on the sample). Never run on a GPU: `python -m helpers.benchmark
+# budget` estimates about 19 T4 minutes at 25% of peak.
+_AGEGAN_REAL_GPU = replace(_AGEGAN_GPU, **_AGEGAN_REAL_OPTIONS, ngf=32, n_epochs_constant=12, n_epochs_decay=12,
+                           sample_every=500, checkpoint_every=1000, run_name="agegan-real")
+AGEGAN_REAL = pick(_AGEGAN_REAL_GPU, AGEGAN_REAL_CPU)
 
 
 @dataclass(frozen=True)
@@ -451,15 +467,12 @@ CDCGAN = pick(
 # Measured on the UTKFace sample with the wide groups (1,840 training faces, 20-30 / 60+): 1,200 steps of
 # 32 took 4.4 min on one CPU thread; label agreement 60.2% (classifier ceiling 94%), faces still noisy.
 CDCGAN_REAL_CPU = CDCGAN
-# Real faces on a GPU (Colab T4 class): DCGAN's full width (ngf = ndf = 64, four times the FLOPs per face),
-# batch 64 and 4,000 steps (6.7 times the faces the CPU run sees: 139 epochs of the wide groups' 1,840).
-# Not yet run: about 1.5 to 2.5 min on a T4 is an estimate from the step's FLOP count, 160 GFLOP (notebook 04,
-# section 7).
-CDCGAN_REAL = pick(
-    CDCGANSettings(image_size=64, batch_size=64, steps=4000, ngf=64, ndf=64, sample_every=200,
-                   checkpoint_every=500, run_name="cdcgan-real"),
-    CDCGAN,
-)
+# Real faces on a GPU (Colab T4 class): DCGAN's full width (ngf = ndf = 64) at 128 px, batch 64 and 8,000 steps
+# for each of notebook 04's two pairs of groups. Never run on a GPU: `python -m helpers.benchmark budget`
+# estimates about 14 T4 minutes for both at 25% of peak (846 GFLOP a step).
+_CDCGAN_REAL_GPU = CDCGANSettings(image_size=128, batch_size=64, steps=8000, ngf=64, ndf=64, sample_every=500,
+                                  checkpoint_every=1000, run_name="cdcgan-real")
+CDCGAN_REAL = pick(_CDCGAN_REAL_GPU, CDCGAN)
 
 
 @dataclass(frozen=True)
@@ -505,12 +518,23 @@ ENCODER = pick(
 # training faces), on one CPU thread beside two other trainings: 7.0 min in all, 5.6 of them training the
 # two encoders (1,000 steps each); reconstruction L1 0.250 (seed encoder), 0.200 (a), 0.147 (a + b).
 ENCODER_REAL_CPU = ENCODER
-# Real faces on a GPU (Colab T4 class): it inverts the GPU conditional DCGAN (CDCGAN_REAL, in
-# "cdcgan-real_20-30_60+-<source>"), with a wider encoder (nef = 64), batch 64 and 3,000 steps each.
-# Not yet run: about 2 to 3 min on a T4 is an estimate from the steps' FLOP counts, 89 and 178 GFLOP (notebook
-# 05, section 9).
-ENCODER_REAL = pick(
-    EncoderSettings(steps=3000, batch_size=64, nef=64, cgan_settings="CDCGAN_REAL", sample_every=200,
-                    checkpoint_every=500, run_name="encoder-real"),
-    ENCODER,
-)
+# Real faces on a GPU (Colab T4 class): it inverts the GPU conditional DCGAN (CDCGAN_REAL, 128 px, in
+# "cdcgan-real_20-30_60+-<source>"), with a wider encoder (nef = 64), batch 64 and 8,000 steps each (about 12 T4 minutes at 25%).
+# Never run on a GPU: `python -m helpers.benchmark budget` gives its T4 minutes.
+_ENCODER_REAL_GPU = EncoderSettings(steps=8000, batch_size=64, nef=64, cgan_settings="CDCGAN_REAL", sample_every=500,
+                                    checkpoint_every=1000, run_name="encoder-real")
+ENCODER_REAL = pick(_ENCODER_REAL_GPU, ENCODER)
+
+
+#: Every setting a CUDA GPU gets that a CPU does not (``default_settings("cuda", source)`` of each family), at its
+#: full size whatever the mode: the test suite steps each one on the CPU (tests/test_gpu_settings.py) and
+#: ``python -m helpers.benchmark budget`` prices each one for a Colab T4. ``CYCLEGAN`` is the toy faces' GPU
+#: setting; the toy faces' DCGAN, cDCGAN, encoder and age GAN are the same on every device.
+GPU_SETTINGS: dict = {
+    "CYCLEGAN_REAL": _CYCLEGAN_REAL_GPU,
+    "AGEGAN_REAL": _AGEGAN_REAL_GPU,
+    "DCGAN_REAL": _DCGAN_REAL_GPU,
+    "CDCGAN_REAL": _CDCGAN_REAL_GPU,
+    "ENCODER_REAL": _ENCODER_REAL_GPU,
+    "CYCLEGAN": _CYCLEGAN_GPU,
+}

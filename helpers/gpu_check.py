@@ -73,10 +73,9 @@ from .sources import load_faces  # noqa: E402
 from .splits import train_test_split  # noqa: E402
 from .training import Precision, pick_device  # noqa: E402
 
-#: A Colab T4's float16 tensor-core peak (NVIDIA's T4 datasheet: 65 TFLOP/s mixed precision).
-T4_FP16_TFLOPS = 65.0
-#: Faces in the full UTKFace (what Colab students download from Kaggle).
-UTKFACE_FULL = 23_708
+#: A Colab T4's float16 tensor-core peak, and the faces of the full UTKFace (helpers.benchmark's).
+T4_FP16_TFLOPS = benchmark.T4_FP16_TFLOPS
+UTKFACE_FULL = benchmark.UTKFACE_FULL
 #: What one device run brings back: at most 8 files; and the course keeps each weight file under 8 MiB.
 MAX_FILES = 8
 MAX_FILE_BYTES = 8 * 2**20
@@ -123,9 +122,7 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------- measuring
 
 
-def sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+sync = benchmark.sync  # wait for the GPU's queued work before reading the clock
 
 
 def matmul_rate(device, n: int, reps: int) -> dict:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from . import config
+from .config import name_of as setting_name
 from .cache import BatchLoader, build_cache
 from .plots import save_gif
 from .sources import choose_source, load_faces
@@ -180,9 +181,11 @@ class Run:
         is drawn at step 0. ``None``: no snapshots (a model with nothing to draw).
         """
         s = self.settings
+        name = setting_name(s)
         self.trainer = Trainer(self.model, self.loader, self.run_dir, checkpoint_every=s.checkpoint_every,
                                resume=resume, progress=progress,
-                               config={"data": self.source, "batch_size": s.batch_size, **(config or {})})
+                               config={"data": self.source, "batch_size": s.batch_size, **(config or {})},
+                               setting=name or f"the {type(s).__name__} of run {s.run_name!r}")
         if snapshot_images is not None:
             self.snapshots = Snapshots(snapshot_images, self.run_dir / "samples", nrow=nrow)
             self.trainer.every(s.sample_every, self.snapshots)

@@ -12,7 +12,8 @@ deletes the folder first). The notebook and this command build the same run with
 code, so either can resume the other's.
 
 Exit codes: 0 done; 2 a usage error (an unknown model or setting); 3 the run folder holds an
-incompatible checkpoint, or a loss became NaN (the message says what to do).
+incompatible checkpoint, or a loss became NaN; 4 the GPU ran out of memory (the last checkpoint is
+kept, and the message names the ``--set batch_size=`` to resume with). Each message says what to do.
 """
 
 from __future__ import annotations
@@ -31,15 +32,16 @@ import torch
 from PIL import Image
 
 from . import catalog, config, runs
-from .training import CheckpointMismatch, NonFiniteLoss, pick_device
+from .training import CheckpointMismatch, NonFiniteLoss, OutOfGPUMemory, pick_device
 
-EXIT_USAGE, EXIT_REFUSED = 2, 3
+EXIT_USAGE, EXIT_REFUSED, EXIT_MEMORY = 2, 3, 4
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__.split("\n\n")[0],
                                 epilog="exit codes: 0 done; 2 usage error (unknown model or setting); "
-                                       "3 incompatible checkpoint in the run folder, or a NaN loss",
+                                       "3 incompatible checkpoint in the run folder, or a NaN loss; 4 out of GPU "
+                                       "memory (the last checkpoint is kept)",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", choices=list(catalog.MODELS),
                    help="; ".join(f"{k}: {v.title} (notebook {v.notebook[:2]})" for k, v in catalog.MODELS.items()))
@@ -180,6 +182,9 @@ def main(argv=None) -> int:
     except (CheckpointMismatch, NonFiniteLoss) as e:  # the message says what to do; no traceback needed
         print(f"\n{type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_REFUSED
+    except OutOfGPUMemory as e:  # one sentence: the setting, the checkpoint kept, the batch to try
+        print(f"\n{e}", file=sys.stderr)
+        return EXIT_MEMORY
     return 0
 
 

@@ -75,6 +75,17 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- precision
 
 
+def autocast_dtype(capability) -> torch.dtype:
+    """The autocast type for a CUDA GPU of compute ``capability`` ``(major, minor)``.
+
+    bfloat16 from 8.0 (A100, L4, H100: tensor cores for it and float32's range, no scaler needed);
+    float16 below (T4 at 7.5, V100 at 7.0), which needs a :class:`torch.amp.GradScaler`.
+    """
+    major = int(capability[0])
+    return torch.bfloat16 if major >= 8 else torch.float16
+
+
+
 class Precision:
     """Mixed precision and memory layout for one device.
 
@@ -99,20 +110,33 @@ class Precision:
     ask a :class:`helpers.cache.BatchLoader` for. ``channels_last=False`` keeps the usual layout.
     """
 
-    def __init__(self, device="cpu", enabled: bool = True, channels_last: bool | None = None):
+    def __init__(self, device="cpu", enabled: bool = True, channels_last: bool | None = None,
+                 dtype: torch.dtype | None = None, benchmark: bool = True):
         self.device = torch.device(device)
-        self.enabled = bool(enabled) and self.device.type == "cuda"
+        forced = dtype is not None
+        if forced and dtype not in (torch.float16, torch.bfloat16):
+            raise ValueError(f"dtype forces mixed precision: torch.float16 or torch.bfloat16, not {dtype}")
+        # dtype forces that autocast on any device: a CPU emulates a T4 (float16 + GradScaler) in the tests.
+        self.enabled = bool(enabled) and (forced or self.device.type == "cuda")
         self.dtype = torch.float32
         self.scaler = None
         if self.enabled:
-            major, _ = torch.cuda.get_device_capability(self.device)
-            self.dtype = torch.bfloat16 if major >= 8 else torch.float16
+            self.dtype = dtype if forced else autocast_dtype(torch.cuda.get_device_capability(self.device))
             if self.dtype == torch.float16:
-                self.scaler = torch.amp.GradScaler("cuda")
-            torch.backends.cudnn.benchmark = True  # pick the fastest convolution kernels once
-        # channels_last: None = on CUDA only; False switches it off there (the benchmark's plain way).
-        self.channels_last = self.device.type == "cuda" if channels_last is None else bool(channels_last)
+                self.scaler = torch.amp.GradScaler(self.device.type)
+            if self.device.type == "cuda":
+                # Pick the fastest convolution kernels once per input shape. The cache is per shape, so a
+                # network whose batch varies (the age GAN's per-group discriminators see 0..batch faces)
+                # tunes at most batch + 1 shapes per layer, once each, in its first steps.
+                torch.backends.cudnn.benchmark = bool(benchmark)
+        # channels_last: None = on CUDA only (and with a forced dtype, to emulate a GPU); False switches it off.
+        self.channels_last = (self.device.type == "cuda" or forced) if channels_last is None else bool(channels_last)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @classmethod
+    def t4(cls, device="cpu") -> "Precision":
+        """A T4's precision (float16 autocast, a GradScaler, channels-last) on ``device``: the CPU emulates it."""
+        return cls(device, dtype=torch.float16, channels_last=True)
 
     def __repr__(self) -> str:
         name = {torch.float32: "float32", torch.bfloat16: "bfloat16 autocast", torch.float16: "float16 autocast + GradScaler"}
@@ -210,6 +234,23 @@ class CheckpointMismatch(RuntimeError):
 
 class NonFiniteLoss(FloatingPointError):
     """A loss became NaN or infinite; training stopped before saving anything from that step."""
+
+
+class OutOfGPUMemory(RuntimeError):
+    """CUDA ran out of memory during a training step; the last checkpoint is kept, the message says which batch to try."""
+
+
+def out_of_memory_message(step: int, batch_size, last, setting: str | None = None) -> str:
+    """One sentence for a CUDA out-of-memory error at ``step``: the setting, the checkpoint kept, a smaller batch to try."""
+    what = f" with {setting}" if setting else ""
+    kept = f"the last checkpoint, {last}, is kept" if last else "no checkpoint was written yet"
+    if isinstance(batch_size, int) and batch_size > 1:
+        half = max(1, batch_size // 2)
+        fix = (f"run again with --set batch_size={half} (in a notebook, dataclasses.replace(settings, batch_size={half})), "
+               "which resumes from it with half the batch")
+    else:
+        fix = "close other notebooks that hold GPU memory, or use a smaller image_size (--set image_size=...) in a new run folder"
+    return f"CUDA ran out of GPU memory at step {step}{what} at batch {batch_size}: {kept}; {fix}."
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -448,7 +489,8 @@ class Trainer:
     """
 
     def __init__(self, model, loader, run_dir, *, config: dict | None = None, checkpoint_every: int = 500,
-                 keep: int = 2, resume: bool = True, progress: bool = True, log_every: int = 50):
+                 keep: int = 2, resume: bool = True, progress: bool = True, log_every: int = 50,
+                 setting: str | None = None):
         self.model, self.loader = model, loader
         self.run_dir = Path(run_dir).expanduser()
         self.config = _plain({**getattr(model, "config", {}), **(config or {})})
@@ -456,6 +498,7 @@ class Trainer:
         self.checkpointer = Checkpointer(self.run_dir, keep)
         self.progress = progress
         self.log_every = max(1, int(log_every))
+        self.setting = setting  # the settings' name in helpers.config, for messages (None: unnamed)
         self.history = LossHistory()
         self.step = self.epoch = self.batch_in_epoch = 0
         self.resumed_from: Path | None = None
@@ -598,7 +641,14 @@ class Trainer:
         return False
 
     def _train_one(self, batch) -> dict[str, float]:
-        out = self.model.train_step(batch)
+        try:
+            out = self.model.train_step(batch)
+        except torch.cuda.OutOfMemoryError:
+            # Nothing of this step is saved; the memory the failed step held goes back before the message.
+            if torch.cuda.is_initialized():
+                torch.cuda.empty_cache()
+            raise OutOfGPUMemory(out_of_memory_message(self.step + 1, self.config.get("batch_size"),
+                                                       self.checkpointer.latest(), self.setting)) from None
         if getattr(self.model, "precision", None) is not None:
             self.model.precision.update()
         names = list(out)
