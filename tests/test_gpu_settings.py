@@ -60,10 +60,11 @@ def _t4(monkeypatch):
 def _sized(name: str, s, size: int | None):
     """The setting at batch 1-2 (and at ``size`` px when given), with two faces in its progress grids.
 
-    Nothing else changes: the batch and the grids are run fields (``config.RUN_FIELDS``), not the model's.
+    Nothing else changes: the batch, the grids and the calibration are run fields (``config.RUN_FIELDS``), not the model's.
     """
     changes: dict = {"batch_size": FP32_BATCH.get(name, 2)}
-    for field, n in (("n_show", 2), ("n_samples", 4)):
+    # calibration_batches: the frozen generator's batch-norm statistics are re-estimated on 1 batch, not 32.
+    for field, n in (("n_show", 2), ("n_samples", 4), ("calibration_batches", 1)):
         if hasattr(s, field):
             changes[field] = n
     if size is not None and hasattr(s, "image_size"):
