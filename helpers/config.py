@@ -538,3 +538,5 @@ GPU_SETTINGS: dict = {
     "ENCODER_REAL": _ENCODER_REAL_GPU,
     "CYCLEGAN": _CYCLEGAN_GPU,
 }
+# Only the public names (and GPU_SETTINGS) hold the settings: a name bound to the same object is the setting's name.
+del _CYCLEGAN_REAL_GPU, _AGEGAN_REAL_GPU, _DCGAN_REAL_GPU, _CDCGAN_REAL_GPU, _ENCODER_REAL_GPU, _CYCLEGAN_GPU, _AGEGAN_GPU
