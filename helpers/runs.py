@@ -20,8 +20,15 @@ Settings flow one way: a frozen settings dataclass from :mod:`helpers.config`, c
 
 from __future__ import annotations
 
+import ast
+import copy
+import functools
+import hashlib
+import inspect
 import json
+import textwrap
 import time
+import types
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -144,6 +151,65 @@ def length_of(settings) -> dict:
     return {"steps": settings.steps} if hasattr(settings, "steps") else {"epochs": settings.epochs}
 
 
+# --------------------------------------------------------------------------- whose code trains a run
+
+#: the packages whose functions are the course's or a library's, never a student's
+_NOT_STUDENT = ("helpers", "torch", "numpy", "functools", "builtins", "math")
+
+
+def _student_function(value):
+    """``value`` as a plain Python function written outside the course and its libraries, else None."""
+    while isinstance(value, functools.partial):
+        value = value.func
+    if isinstance(value, types.MethodType):
+        value = value.__func__
+    if not isinstance(value, types.FunctionType):
+        return None
+    module = (getattr(value, "__module__", None) or "").split(".")[0]
+    return None if module in _NOT_STUDENT else value
+
+
+def function_fingerprint(fn) -> str:
+    """A short hash of ``fn``'s code: its source as parsed (comments and blank lines do not count).
+
+    Falls back to the compiled code's bytes and constants when the source cannot be read.
+    """
+    try:
+        text = ast.dump(ast.parse(textwrap.dedent(inspect.getsource(fn))))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        code = fn.__code__
+        text = repr((code.co_code, code.co_consts, code.co_names, code.co_varnames))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def code_fingerprint(model) -> dict[str, str]:
+    """``{function name: hash of its code}`` for every student function ``model`` trains with.
+
+    They are what a notebook gave the model in place of the course's own (``model.step_fn =
+    gan_step``, ``model.use(adain=adain)``): plain functions, defined outside ``helpers``, held by
+    the model or by any layer of its networks. The course's own code gives ``{}``.
+    """
+    holders = [model] + [m for net in getattr(model, "networks", {}).values() for m in net.modules()]
+    found: dict[str, str] = {}
+    for holder in holders:
+        for value in list(vars(holder).values()):
+            fn = _student_function(value)
+            if fn is not None:
+                found[fn.__qualname__] = function_fingerprint(fn)
+    return dict(sorted(found.items()))
+
+
+def _cpu_copy(state):
+    """A deep copy of a state dict with every tensor on the CPU (the untrained state, kept for a fresh start)."""
+    if torch.is_tensor(state):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: _cpu_copy(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_cpu_copy(v) for v in state)
+    return copy.deepcopy(state)
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -183,9 +249,12 @@ class Run:
         s = self.settings
         name = setting_name(s)
         self.trainer = Trainer(self.model, self.loader, self.run_dir, checkpoint_every=s.checkpoint_every,
-                               resume=resume, progress=progress,
+                               resume=False, progress=progress,
                                config={"data": self.source, "batch_size": s.batch_size, **(config or {})},
                                setting=name or f"the {type(s).__name__} of run {s.run_name!r}")
+        self._untrained = _cpu_copy(self.trainer.state_dict())  # what a fresh start goes back to
+        if resume:
+            self.trainer.restore()
         if snapshot_images is not None:
             self.snapshots = Snapshots(snapshot_images, self.run_dir / "samples", nrow=nrow)
             self.trainer.every(s.sample_every, self.snapshots)
@@ -193,8 +262,56 @@ class Run:
                 self.snapshots(self.trainer)
         return self
 
+    #: the file in the run folder that names the student functions its checkpoints were trained with
+    CODE_FILE = "code.json"
+
+    def check_code(self) -> dict[str, str]:
+        """Make sure the run folder's checkpoints were trained by the functions the model holds now.
+
+        The run folder records a fingerprint of the student's functions (:func:`code_fingerprint`)
+        in ``code.json``. When a resumed run was trained by other code (a function was fixed since,
+        or the checkpoints came from the course's own functions), the old run is moved aside, kept
+        whole, and this one starts again from step 0, saying so: a fixed function is never silently
+        skipped. Returns the fingerprint now in use.
+        """
+        code = code_fingerprint(self.model)
+        path = self.run_dir / self.CODE_FILE
+        saved = json.loads(path.read_text()) if path.is_file() else None
+        t = self.trainer
+        if t.step and (saved or {}) != code:
+            self._start_over(code, saved or {})
+        if code or saved is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(code, indent=1))
+        return code
+
+    def _start_over(self, code: dict, saved: dict) -> None:
+        t = self.trainer
+        changed = sorted(k for k in set(code) | set(saved) if code.get(k) != saved.get(k))
+        mine = [k for k in changed if k in code]
+        old = self.run_dir.with_name(f"{self.run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        done = f"{t.step:,} steps in {self.run_dir} were trained"
+        why = (f"Your {', '.join(mine)} changed since the {done}" if saved and mine else
+               f"The {done} by the course's own functions, not by your {', '.join(mine)}" if mine else
+               f"The {done} by your {', '.join(changed)}; the model now uses the course's own code")
+        self.run_dir.rename(old)
+        t.load_state_dict(copy.deepcopy(self._untrained))
+        t.resumed_from = None
+        if self.snapshots is not None:
+            self.snapshots(t)
+        print(f"{why}. So that your code is what trains it, this run starts again from step 0; the old run is "
+              f"kept, whole, in {old} (to go back to it, delete {self.run_dir.name} and rename {old.name} to "
+              f"{self.run_dir.name}).")
+
     def train(self, epochs: int | None = None, steps: int | None = None):
-        """Train until ``epochs`` or ``steps`` in total (default: the settings' length); returns the loss history."""
+        """Train until ``epochs`` or ``steps`` in total (default: the settings' length); returns the loss history.
+
+        First :meth:`check_code`: checkpoints trained by other versions of the student's functions
+        are moved aside, and the training starts again with the functions the model holds now.
+        """
+        code = self.check_code()
+        if code:
+            print("training with your functions:", ", ".join(code))
         if epochs is None and steps is None:
             return self.trainer.fit(**length_of(self.settings))
         return self.trainer.fit(epochs=epochs, steps=steps)
