@@ -754,14 +754,18 @@ def evaluate_phase(ctx: Context) -> None:
             continue
         same = row.get("same_person")
         if row.get("status") == "baseline":
+            if same is None:  # a baseline of another measure (realism): no same-person share to show
+                continue
+            dist = row.get("identity_distance")
             r.row("2 evaluation", f"{row['model']} ({row['translation']})", f"same person {same:.1f}%",
-                  f"mean distance {row['identity_distance']:.2f}; {row['faces']} faces")
+                  (f"mean distance {dist:.2f}; " if dist is not None else "") + f"{row['faces']} faces")
             continue
         note = [f"{row['faces']} test faces"]
         if ceiling and ceiling.get("age_accuracy") is not None:
             note.insert(0, f"ceiling {ceiling['age_accuracy']:.1f}% (the judge on real test faces)")
-        r.row("2 evaluation", f"{row['model']}: {row['translation']}", f"age accuracy {row['age_accuracy']:.1f}%",
-              "; ".join(note))
+        acc = row.get("age_accuracy")
+        r.row("2 evaluation", f"{row['model']}: {row['translation']}",
+              f"age accuracy {acc:.1f}%" if acc is not None else "age accuracy not measured", "; ".join(note))
         if same is not None and same == same:  # not NaN
             r.row("2 evaluation", f"{row['model']}: same person (dlib distance < 0.6)", f"{same:.1f}%",
                   f"mean distance {row['identity_distance']:.2f}")
