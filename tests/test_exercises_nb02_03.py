@@ -104,7 +104,7 @@ def make_step(detach=True, order="DG", zero_D=True, reuse=False, own_losses=Fals
 
 def test_gan_step():
     assert "correct" in nb02.check_gan_step(make_step())
-    expect(nb02.check_gan_step, make_step(detach=False), "fake.detach()")
+    expect(nb02.check_gan_step, make_step(detach=False), "cut its fakes off from the generator")
     expect(nb02.check_gan_step, make_step(reuse=True), "before* D's update")
     expect(nb02.check_gan_step, make_step(order="GD"), "generator went first")
     expect(nb02.check_gan_step, make_step(zero_D=False), "never cleared")

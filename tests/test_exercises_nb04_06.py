@@ -177,8 +177,8 @@ WRONG = [
     ("refine: mean over faces", nb05.check_refine_step, _refine(reduce="mean"), "averaged the faces"),
     ("refine: squared error", nb05.check_refine_step, _refine(err_of=lambda a, b: ((a - b) ** 2).mean(dim=(1, 2, 3))),
      "squared error"),
-    ("refine: no zero_grad", nb05.check_refine_step, _refine(zero=False), "zero_grad"),
-    ("refine: no step", nb05.check_refine_step, _refine(step=False), "opt.step()"),
+    ("refine: no zero_grad", nb05.check_refine_step, _refine(zero=False), "clear the gradient"),
+    ("refine: no step", nb05.check_refine_step, _refine(step=False), "step the optimiser"),
     ("refine: not detached", nb05.check_refine_step, _refine(detach=False), "detach"),
     ("refine: errors after the step", nb05.check_refine_step, _refine(after=True), "after the step"),
     ("refine: mean error", nb05.check_refine_step,
@@ -244,11 +244,14 @@ def test_an_error_inside_the_students_code_says_where_it_came_from():
 
 
 def test_a_stub_that_is_not_written_yet_is_not_disguised():
-    def stub(*args):
+    def adain(*args):
         raise NotImplementedError("write this part")
 
-    with pytest.raises(NotImplementedError, match="write this part"):
+    stub = adain
+
+    with pytest.raises(ExerciseError, match="adain is not written yet") as err:
         nb06.check_adain(stub)
+    assert isinstance(err.value.__cause__, NotImplementedError)
 
 
 # --------------------------------------------------------------------------- the training runs the student's code

@@ -2,13 +2,67 @@
 
 from __future__ import annotations
 
+import functools
+import traceback
+from pathlib import Path
 from typing import Callable
 
 import torch
 
+_HELPERS = str(Path(__file__).resolve().parents[1])  # the course's package: its frames are never shown
+
 
 class ExerciseError(AssertionError):
-    """The student's code disagrees with the reference; the message says how, and what to look at."""
+    """The student's code disagrees with the reference; the message says how, and what to look at.
+
+    In Jupyter it shows as its message alone (IPython's ``_render_traceback_`` hook): no frame
+    of the checker, whose source holds the reference. When the student's own code raised, the
+    frames of *their* code follow, so the failing line can still be found.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+        cause = self.__cause__
+        if cause is not None:
+            frames = [f for f in traceback.extract_tb(cause.__traceback__) if not _course_file(f.filename)]
+            if frames:
+                lines += ["", "where your code raised it:"]
+                lines += [line.rstrip("\n") for line in traceback.format_list(frames)]
+                lines += [f"{type(cause).__name__}: {cause}"]
+        return lines
+
+
+def _course_file(filename: str) -> bool:
+    try:
+        return str(Path(filename).resolve()).startswith(_HELPERS)
+    except (OSError, ValueError):
+        return False
+
+
+def exercise_check(check: Callable) -> Callable:
+    """Make a check fail only with :class:`ExerciseError`, whatever the student's code raises.
+
+    A student function that raises (or is still ``raise NotImplementedError``) becomes an
+    ``ExerciseError`` saying so, with the original attached as its cause: Jupyter then shows the
+    message and the student's own frames, never the checker's.
+    """
+
+    @functools.wraps(check)
+    def guarded(fn, *args, **kwargs):
+        name = getattr(fn, "__name__", "your function")
+        try:
+            return check(fn, *args, **kwargs)
+        except ExerciseError:
+            raise
+        except NotImplementedError as e:
+            raise ExerciseError(f"{name} is not written yet: replace its `raise NotImplementedError()` with "
+                                "your code, run that cell, then this one") from e
+        except Exception as e:  # noqa: BLE001 -- anything the student's code raised, said in their terms
+            message = str(e).strip().rstrip(".")
+            raise ExerciseError(f"{name} raised {type(e).__name__}: {message}. Its own lines are listed below; "
+                                "the shapes and types in the message are the first thing to look at") from e
+
+    return guarded
 
 
 def _tensor(x, what: str) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import config, dcgan
-from .core import ExerciseError, check_close, passed
+from .core import ExerciseError, check_close, exercise_check, passed
 
 
 def _logits(n: int = 64, seed: int = 0) -> torch.Tensor:
@@ -34,6 +34,7 @@ def _differentiable(out, what: str) -> None:
                             "(no .item(), .detach() or torch.tensor(...) around it), or the networks cannot learn from it")
 
 
+@exercise_check
 def check_discriminator_loss(fn) -> str:
     """``fn(real_logits, fake_logits)`` against :func:`helpers.dcgan.discriminator_loss`."""
     what = "discriminator_loss"
@@ -61,6 +62,7 @@ def check_discriminator_loss(fn) -> str:
     return passed(what)
 
 
+@exercise_check
 def check_generator_loss(fn) -> str:
     """``fn(fake_logits)`` against the non-saturating :func:`helpers.dcgan.generator_loss`."""
     what = "generator_loss"
@@ -81,6 +83,7 @@ def check_generator_loss(fn) -> str:
     return passed(what)
 
 
+@exercise_check
 def check_minimax_generator_loss(fn) -> str:
     """``fn(fake_logits)`` against :func:`helpers.dcgan.generator_loss_minimax`, ``log(1 - D(G(z)))``."""
     what = "generator_loss_minimax"
@@ -157,17 +160,57 @@ def _batches(n_steps: int = 2):
     return [torch.rand(6, 3, 8, 8, generator=g) * 2 - 1 for _ in range(n_steps)]
 
 
-def _play(step, n_steps: int = 2, count=None) -> torch.Tensor:
-    """Run ``step(gan, real)`` ``n_steps`` times on a fresh tiny GAN: the logged numbers, then every weight, as one vector."""
-    gan = _tiny_gan()
-    if count is not None:  # count the calls to the model's losses
+class _Watch:
+    """What a step did, in order: the losses it called, the optimisers it stepped, each gradient that reached G."""
+
+    def __init__(self, gan):
+        self.events: list[str] = []
         d, g = gan.d_loss, gan.g_loss
-        gan.d_loss = lambda *a: (count.__setitem__("d", count["d"] + 1), d(*a))[1]
-        gan.g_loss = lambda *a: (count.__setitem__("g", count["g"] + 1), g(*a))[1]
+        gan.d_loss = lambda *a: (self.events.append("d_loss"), d(*a))[1]
+        gan.g_loss = lambda *a: (self.events.append("g_loss"), g(*a))[1]
+        for name in ("D", "G"):
+            opt = getattr(gan, f"opt_{name}")
+            opt.step = self._stepping(opt.step, f"opt_{name}")
+        for p in gan.G.parameters():
+            p.register_hook(self._reached_G)
+
+    def _stepping(self, step, name):
+        def wrapped(*args, **kwargs):
+            self.events.append(name)
+            return step(*args, **kwargs)
+        return wrapped
+
+    def _reached_G(self, grad):
+        if not self.events or self.events[-1] != "G grad":  # one event per backward pass, not per weight
+            self.events.append("G grad")
+        return grad
+
+    def steps(self) -> list[list[str]]:
+        """The events of each call of the step (each call starts with a ``call`` marker)."""
+        out: list[list[str]] = []
+        for e in self.events:
+            if e == "call":
+                out.append([])
+            elif out:
+                out[-1].append(e)
+        return out
+
+
+def _play(step, n_steps: int = 2, watch: list | None = None) -> torch.Tensor:
+    """Run ``step(gan, real)`` ``n_steps`` times on a fresh tiny GAN: the logged numbers, then every weight, as one vector.
+
+    ``watch``: a list that gets the :class:`_Watch` of the run (what the step called, in order).
+    """
+    gan = _tiny_gan()
+    w = _Watch(gan) if watch is not None else None
+    if watch is not None:
+        watch.append(w)
     numbers = []
     with torch.random.fork_rng(devices=[]):
         for i, real in enumerate(_batches(n_steps)):
             torch.manual_seed(100 + i)
+            if w is not None:
+                w.events.append("call")
             out = step(gan, real)
             if not isinstance(out, dict):
                 raise ExerciseError(f"gan_step should return the dict of logged numbers, not {type(out).__name__}")
@@ -179,41 +222,99 @@ def _play(step, n_steps: int = 2, count=None) -> torch.Tensor:
     return torch.cat([torch.stack(numbers), *weights])
 
 
+def _G_size() -> int:
+    return sum(p.numel() for p in _tiny_gan().G.parameters())
+
+
+def _diagnose_turns(w: _Watch, what: str) -> None:
+    """Name the mistakes that the order of a step's calls shows: a turn that steps the wrong optimiser, a
+    discriminator's turn whose gradient reaches the generator, a generator that never learns."""
+    for events in w.steps():
+        stepped = [e for e in events if e.startswith("opt_")]
+        if "d_loss" not in events or "g_loss" not in events:
+            raise ExerciseError(f"{what} must compute its two losses with the model's own, gan.d_loss and gan.g_loss "
+                                "(yours in this notebook), once each per call, so that the model plays with the "
+                                "losses it was given")
+        if stepped.count("opt_G") == 0 and stepped.count("opt_D") >= 2:
+            raise ExerciseError(f"{what}: the wrong optimiser: the generator's turn stepped the discriminator's "
+                                "optimiser, so the generator's weights did not change and D moved twice. Each turn "
+                                "steps the optimiser of the network it trains")
+        if stepped.count("opt_D") == 0 and stepped.count("opt_G") >= 2:
+            raise ExerciseError(f"{what}: the wrong optimiser: the discriminator's turn stepped the generator's "
+                                "optimiser, so the discriminator never learns. Each turn steps the optimiser of the "
+                                "network it trains")
+
+        def first_step_after(loss):
+            after = events[events.index(loss) + 1:]
+            return next((e for e in after if e.startswith("opt_")), None)
+
+        if first_step_after("d_loss") == "opt_G" and first_step_after("g_loss") == "opt_D":
+            raise ExerciseError(f"{what}: the optimisers are swapped: the discriminator's turn stepped the "
+                                "generator's optimiser and the generator's turn the discriminator's. Each turn steps "
+                                "the optimiser of the network it trains")
+        if "opt_G" not in stepped:
+            raise ExerciseError(f"{what}: the generator's weights did not change: its optimiser is never stepped. "
+                                "The generator's turn ends, like the discriminator's, with its own optimiser's step")
+        if "opt_D" not in stepped:
+            raise ExerciseError(f"{what}: the discriminator's weights did not change: its optimiser is never "
+                                "stepped. The discriminator's turn ends with its own optimiser's step")
+        d_turn = events[events.index("d_loss"): events.index("opt_D")] if events.index("d_loss") < events.index(
+            "opt_D") else []
+        if "G grad" in d_turn:
+            raise ExerciseError(
+                f"{what}: the discriminator's turn sent a gradient into the generator: the fakes it judged still "
+                "lead back into G (retain_graph=True only silences the error this causes). The numbers can come out "
+                "right, but only because the generator's gradients are cleared again before its own backward pass; "
+                "the step pays for a backward pass through G it does not need, and if that clearing moves, the "
+                "generator learns from D's loss, to make its fakes easier to catch. Cut the fakes off from G for "
+                "the discriminator's turn (Question 2 at the end explains)")
+        if "G grad" not in events:
+            raise ExerciseError(
+                f"{what}: the generator's weights did not change: no gradient reached G in its turn. Its loss was "
+                "computed from fakes cut off from G (detached, or made under torch.no_grad()). Only the "
+                "discriminator's turn detaches; the generator's turn must judge the fakes with their graph")
+
+
+@exercise_check
 def check_gan_step(step) -> str:
     """``step(gan, real)`` against :meth:`helpers.dcgan.DCGAN.train_step`: two steps on a tiny DCGAN, every number and weight."""
     what = "gan_step"
-    count = {"d": 0, "g": 0}
+    watch: list = []
     try:
-        got = _play(step, count=count)
+        got = _play(step, watch=watch)
     except RuntimeError as err:
         text = str(err)
         if "backward through the graph a second time" in text:
             raise ExerciseError(
                 f"{what}: the discriminator's loss was computed on fakes that still lead back into G, so its "
-                "backward() went through the generator and freed that part of the graph; the generator's backward "
-                "then had nothing left. Give D `fake.detach()` in its turn: D's update must not touch G") from None
+                "backward pass went on through the generator and freed that part of the graph; the generator's "
+                "backward pass then had nothing left. The discriminator's turn must not reach G: cut its fakes "
+                "off from the generator's graph (Question 2 at the end explains)") from None
         if "modified by an inplace operation" in text:
             raise ExerciseError(
-                f"{what}: the generator's loss uses D's verdict from *before* D's update (opt_D.step() changed the "
-                "weights that verdict was computed with). Ask the updated discriminator again: "
-                "gan.g_loss(gan.D(fake)) after gan.opt_D.step()") from None
+                f"{what}: the generator's loss uses the discriminator's verdict from *before* D's update (the "
+                "optimiser's step changed the weights that verdict was computed with). In the generator's turn, "
+                "ask the updated discriminator again") from None
         raise
-    if count["d"] == 0 or count["g"] == 0:
-        raise ExerciseError(f"{what} must call gan.d_loss and gan.g_loss (the model's losses, yours in this "
-                            "notebook), not other loss functions, so that the model plays with the losses it was given")
+    _diagnose_turns(watch[0], what)
+    g_size = _G_size()
+    if torch.equal(got[-g_size:], _play(lambda gan, real: {k: torch.zeros(()) for k in _KEYS})[-g_size:]):
+        raise ExerciseError(f"{what}: the generator's weights did not change, although its optimiser was stepped: "
+                            "its gradients were cleared after its backward pass, or never computed. Clear, then "
+                            "backward, then step")
     want = _play(lambda gan, real: gan.train_step(real))
     check_close(got, want, what, {
         "the generator went first: update the discriminator first (on reals and detached fakes), then the "
         "generator against the *updated* discriminator": lambda: _play(lambda g, r: _variant(g, r, order="GD")),
-        "the discriminator's gradients are never cleared: call gan.opt_D.zero_grad() before its backward() "
-        "(the generator's backward() also leaves gradients in D)": lambda: _play(lambda g, r: _variant(g, r, zero_D=False)),
-        "the generator's gradients are never cleared: call gan.opt_G.zero_grad() before its backward()":
-            lambda: _play(lambda g, r: _variant(g, r, zero_G=False)),
-        "the generator's turn used new noise: judge the same fakes `fake` that the discriminator just saw":
+        "the discriminator's gradients are never cleared: clear them before its backward pass (the generator's "
+        "backward pass also leaves gradients in D)": lambda: _play(lambda g, r: _variant(g, r, zero_D=False)),
+        "the generator's gradients are never cleared: clear them before its backward pass, or every step adds "
+        "the previous steps' gradients": lambda: _play(lambda g, r: _variant(g, r, zero_G=False)),
+        "the generator's turn used new noise: judge the same fakes that the discriminator just saw":
             lambda: _play(lambda g, r: _variant(g, r, fresh_noise=True)),
         "reals and fakes went through D in one batch: with batch normalisation that mixes their statistics; "
-        "call gan.D(real) and gan.D(fake.detach()) separately": lambda: _play(lambda g, r: _variant(g, r, joint=True)),
-        "the generator's turn used the minimax loss: use gan.g_loss": lambda: _play(
-            lambda g, r: _variant(g, r, g_loss=dcgan.generator_loss_minimax)),
+        "give D the reals and the fakes in two separate calls": lambda: _play(lambda g, r: _variant(g, r, joint=True)),
+        "the generator's turn used the minimax loss: it trains with the model's non-saturating loss, gan.g_loss":
+            lambda: _play(lambda g, r: _variant(g, r, g_loss=dcgan.generator_loss_minimax)),
     }, atol=1e-5, rtol=1e-4)
     return passed(what)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .. import config, cyclegan
 from ..layers import LSGANLoss, WeightedL1
-from .core import ExerciseError, check_close, passed
+from .core import ExerciseError, check_close, exercise_check, passed
 
 
 def _images(n=4, size=8, seed=0, grad=False) -> torch.Tensor:
@@ -33,6 +33,7 @@ def _differentiable(out, what: str) -> None:
                             "(no .item() or .detach()), or the networks cannot learn from it")
 
 
+@exercise_check
 def check_lsgan_loss(fn) -> str:
     """``fn(scores, target_is_real)`` against :class:`helpers.layers.LSGANLoss`, for both targets."""
     what = "lsgan_loss"
@@ -59,6 +60,7 @@ def check_lsgan_loss(fn) -> str:
     return passed(what)
 
 
+@exercise_check
 def check_cycle_loss(fn) -> str:
     """``fn(reconstructed, original, weight)`` against :class:`helpers.layers.WeightedL1`."""
     what = "cycle_loss"
@@ -89,6 +91,7 @@ class _Affine(torch.nn.Module):
         return self.scale * x + self.shift
 
 
+@exercise_check
 def check_identity_losses(fn) -> str:
     """``fn(G_AB, G_BA, real_a, real_b, weight)`` -> ``{"G_identity_A": ..., "G_identity_B": ...}``."""
     what = "identity_losses"
@@ -178,6 +181,7 @@ def _replay(query, size: int = 4) -> torch.Tensor:
     return torch.cat([*outs, stored.flatten()])
 
 
+@exercise_check
 def check_pool_query(fn) -> str:
     """``fn(pool, images)`` against :meth:`helpers.cyclegan.ImagePool.__call__`, batch by batch, with the same random draws."""
     what = "pool_query"
@@ -211,6 +215,7 @@ def _tiny_model(lambda_identity: float) -> cyclegan.CycleGAN:
     return cyclegan.CycleGAN(s)
 
 
+@exercise_check
 def check_generator_losses(fn) -> str:
     """``fn(model, real_a, real_b)`` against :func:`helpers.cyclegan.generator_losses`, with the identity loss on and off."""
     what = "generator_losses"
@@ -267,12 +272,50 @@ def check_generator_losses(fn) -> str:
                               lambda: cycle_loss(model.G_BA(fa), b),
                               "the reconstruction is compared with the fake, not with the original real_b":
                               lambda: cycle_loss(model.G_AB(fa), fa)},
-                "G_identity_A": {"G_identity_A is G_BA's test on young faces: identity_loss(G_BA(real_a), real_a)":
+                "G_identity_A": {"G_identity_A is G_BA's test on the young faces: a young face through the generator that makes young "
+                                 "faces should come back unchanged":
                                  lambda: model.identity_loss(model.G_AB(a), a)},
-                "G_identity_B": {"G_identity_B is G_AB's test on old faces: identity_loss(G_AB(real_b), real_b)":
+                "G_identity_B": {"G_identity_B is G_AB's test on the old faces: an old face through the generator that makes old "
+                                 "faces should come back unchanged":
                                  lambda: model.identity_loss(model.G_BA(b), b)},
             }
         for k in sorted(need):
             check_close(losses[k], want[k], f"{what}['{k}']", diag.get(k))
             _differentiable(losses[k], f"{what}['{k}']")
+            _same_gradients(model, k, losses[k], want[k], what)
     return passed(what)
+
+
+#: what each term teaches: the generators its gradient must reach, and why (for the messages)
+_TEACHES = {
+    "G_GAN_A2B": "the aged fakes were cut off from G_AB (detached, or made under torch.no_grad()) before D_B judged "
+                 "them, so the aging generator never learns to fool D_B",
+    "G_GAN_B2A": "the rejuvenated fakes were cut off from G_BA (detached, or made under torch.no_grad()) before D_A "
+                 "judged them, so the rejuvenating generator never learns to fool D_A",
+    "G_cycle_A": "the round trip young -> old -> young was cut off (detached) on the way, so a generator that takes "
+                 "part in it does not learn to keep the person",
+    "G_cycle_B": "the round trip old -> young -> old was cut off (detached) on the way, so a generator that takes "
+                 "part in it does not learn to keep the person",
+}
+
+
+def _same_gradients(model, k: str, got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    """``got``'s gradient must reach the same generators as the reference term's, with the same values.
+
+    The values alone cannot show a detach: the fakes' numbers are the same, only the graph is cut.
+    """
+    for name in ("G_AB", "G_BA"):
+        params = list(getattr(model, name).parameters())
+        g_got = torch.autograd.grad(got, params, allow_unused=True, retain_graph=True)
+        g_want = torch.autograd.grad(want, params, allow_unused=True, retain_graph=True)
+        reaches_want = any(g is not None and bool(g.abs().sum() > 0) for g in g_want)
+        reaches_got = any(g is not None and bool(g.abs().sum() > 0) for g in g_got)
+        if reaches_want and not reaches_got:
+            why = _TEACHES.get(k, "something on the way from the generator to this loss was detached")
+            raise ExerciseError(f"{what}['{k}'] has the right value but gives {name} no gradient: {why}. Only the "
+                                "discriminators' turn detaches the fakes; the generators' terms must keep their graph")
+        if reaches_got != reaches_want or not all(
+                (a is None and b is None) or (a is not None and b is not None and torch.allclose(a, b, atol=1e-6, rtol=1e-4))
+                for a, b in zip(g_got, g_want)):
+            raise ExerciseError(f"{what}['{k}'] has the right value but a different gradient for {name} than the "
+                                "reference's: part of it was computed from detached tensors or outside the graph")

@@ -14,31 +14,45 @@ import torch.nn.functional as F
 from ..cdcgan import paired_rate
 from ..dcgan import condition_features, condition_noise
 from ._shared import as_tensor, call, seeded
-from .core import ExerciseError, check_close, passed
+from .core import ExerciseError, check_close, exercise_check, passed
 
 
+_ONE_HOT_WIDTH = (
+    "{what}: the one-hot part has {n} entries for {K} classes: as many as the largest label *in this batch* plus "
+    "one. A batch without the oldest groups (generating one age at a time does that) then gives the network too "
+    "few inputs, and it fails far from here with a channel count error. The width must always be n_classes: tell "
+    "the one-hot encoding how many classes there are")
+
+
+@exercise_check
 def check_condition_noise(fn) -> str:
     """``fn(z, labels, n_classes)`` must return ``[z; onehot(labels)]``, shape ``(B, nz + n_classes)``."""
     what = "condition_noise"
-    for B, nz, K, seed in [(5, 7, 3, 0), (4, 6, 2, 1)]:  # two sizes: nothing may be hard-coded
+    # two sizes (nothing may be hard-coded), then a batch without the last groups: generating one age at a time
+    for B, nz, K, seed, every in [(5, 7, 3, 0, True), (4, 6, 2, 1, True), (4, 6, 5, 2, False)]:
         g = seeded(seed)
         z = torch.randn(B, nz, generator=g)
         labels = torch.randint(0, K, (B,), generator=g)
-        labels[:K] = torch.arange(K)  # every class at least once
+        if every:
+            labels[:K] = torch.arange(K)  # every class at least once
+        else:
+            labels = torch.tensor([0, 2, 1, 2])[:B]  # groups 3 and 4 missing
         z_before = z.clone()
         got = call(fn, what, z, labels, K)
         if torch.is_tensor(got) and got.dim() == 2 and got.shape[0] == B and got.shape[1] != nz + K:
             n = got.shape[1]
+            if n == nz + int(labels.max()) + 1:
+                raise ExerciseError(_ONE_HOT_WIDTH.format(what=what, n=n - nz, K=K))
             if n == nz:
                 raise ExerciseError(f"{what} returned only the noise, shape {tuple(got.shape)}: join the one-hot label "
-                                    "to it with torch.cat(..., dim=1)")
+                                    "to it, along the features (dim 1)")
             if n == K:
                 raise ExerciseError(f"{what} returned only the one-hot label: join it to the noise z")
             if n == nz + 1:
                 raise ExerciseError(f"{what} appended the label as a single number; the generator reads a one-hot "
-                                    f"row of length n_classes ({K} here): F.one_hot(labels, n_classes)")
+                                    f"row of length n_classes ({K} here), a single 1 at the label's index")
         if not torch.equal(z, z_before):
-            raise ExerciseError(f"{what} changed z in place; build a new tensor with torch.cat instead")
+            raise ExerciseError(f"{what} changed z in place; build a new tensor instead (z is the caller's noise)")
         want = condition_noise(z, labels, K)
         onehot = F.one_hot(labels, K).float()
         check_close(got, want, what, {
@@ -46,26 +60,32 @@ def check_condition_noise(fn) -> str:
             "the noise first, [z; onehot(y)]": lambda: torch.cat([onehot, z], dim=1),
             "the label part is all ones or all zeros: one-hot means a single 1, at the label's index":
                 lambda: torch.cat([z, torch.ones(B, K)], dim=1),
-            "the one-hot rows are flipped (a 1 where the label is not): F.one_hot(labels, n_classes)":
+            "the one-hot rows are flipped (a 1 where the label is not): a one-hot row is 1 at the label's index only":
                 lambda: torch.cat([z, 1 - onehot], dim=1),
         })
         if not got.is_floating_point():
-            raise ExerciseError(f"{what} returned {got.dtype}; the generator needs floats: .to(z.dtype)")
+            raise ExerciseError(f"{what} returned {got.dtype}; the generator needs floats, of z's dtype")
     return passed(what)
 
 
+@exercise_check
 def check_condition_features(fn) -> str:
     """``fn(h, labels, n_classes)`` must append ``n_classes`` constant maps to ``h``: ``(B, C + n_classes, H, W)``."""
     what = "condition_features"
-    for B, C, H, W, K, seed in [(4, 6, 5, 3, 3, 0), (3, 4, 4, 4, 2, 1)]:
+    for B, C, H, W, K, seed, every in [(4, 6, 5, 3, 3, 0, True), (3, 4, 4, 4, 2, 1, True), (4, 5, 3, 3, 5, 2, False)]:
         g = seeded(seed)
         h = torch.randn(B, C, H, W, generator=g)
         labels = torch.randint(0, K, (B,), generator=g)
-        labels[:K] = torch.arange(K)
+        if every:
+            labels[:K] = torch.arange(K)
+        else:
+            labels = torch.tensor([1, 0, 2, 0])[:B]  # groups 3 and 4 missing
         got = call(fn, what, h, labels, K,
-                   hint="The label maps must be as tall and wide as h before torch.cat: build the one-hot as "
-                        "(B, K, 1, 1) and .expand(-1, -1, H, W) it")
+                   hint="The label maps must be as tall and wide as h before they are joined to it: give the "
+                        "one-hot two trailing axes of size 1 and expand them to h's height and width")
         if torch.is_tensor(got) and got.dim() == 4 and got.shape[0] == B and got.shape[1] != C + K:
+            if got.shape[1] == C + int(labels.max()) + 1:
+                raise ExerciseError(_ONE_HOT_WIDTH.format(what=what, n=got.shape[1] - C, K=K))
             if got.shape[1] == C + 1:
                 raise ExerciseError(f"{what} added one map holding the label's number; add {K} maps, one per class "
                                     "(map k is 1 where the label is k, 0 elsewhere)")
@@ -89,6 +109,7 @@ def check_condition_features(fn) -> str:
     return passed(what)
 
 
+@exercise_check
 def check_paired_rate(fn) -> str:
     """``fn(pred)``, ``pred[k, i]`` the group read in ``G(z_i, k)`` (shape ``(K, n)``), must return the paired score."""
     what = "paired_rate"

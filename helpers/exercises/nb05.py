@@ -13,7 +13,7 @@ from ..cdcgan import frozen_generator
 from ..dcgan import Generator
 from ..encoder import Encoder, image_loss, latent_loss, refine_step
 from ._shared import call, close, grads, needs_grad, seeded
-from .core import ExerciseError, check_close, passed
+from .core import ExerciseError, check_close, exercise_check, passed
 
 NZ, SIZE, K = 8, 8, 2  # the tiny generator and encoder of these checks
 
@@ -29,6 +29,7 @@ def _tiny_encoder(seed: int = 0) -> Encoder:
     return Encoder(NZ, 4, SIZE).eval()  # eval: the check must not depend on the batch or change running statistics
 
 
+@exercise_check
 def check_latent_loss(fn) -> str:
     """``fn(z_hat, z)``: the mean squared error between the encoder's guesses and the true noise."""
     what = "latent_loss"
@@ -54,6 +55,7 @@ def check_latent_loss(fn) -> str:
     return passed(what)
 
 
+@exercise_check
 def check_image_loss(fn) -> str:
     """``fn(E, G, real, labels)``: the mean L1 of ``G(E(real), labels)`` against ``real``, with E's gradient."""
     what = "image_loss"
@@ -107,6 +109,7 @@ def _variant_step(G, z, x, y, opt, lambda_prior, *, err_fn=None, prior_sign=1.0,
     return err.detach()
 
 
+@exercise_check
 def check_refine_step(fn) -> str:
     """``fn(G, z, x, y, opt, lambda_prior)``: one optimiser step on ``z``; returns each face's error ``(B,)`` before it."""
     what = "refine_step"
@@ -136,15 +139,16 @@ def check_refine_step(fn) -> str:
         raise ExerciseError(f"{what} returned shape {tuple(err.shape)}; return each face's own error, shape "
                             f"{tuple(want_errs[0].shape)} (a mean over its pixels, not over the faces)")
     if err.requires_grad:
-        raise ExerciseError(f"{what} returned errors that still carry the graph: return err.detach()")
+        raise ExerciseError(f"{what} returned errors that still carry the graph: return them detached from it")
     if torch.equal(got_zs[0], z0):
-        raise ExerciseError(f"{what} did not move z: after backward(), call opt.step()")
+        raise ExerciseError(f"{what} did not move z: after the backward pass, step the optimiser")
 
     def variant(**kw):
         return lambda: run(lambda *a: _variant_step(*a, **kw), 1)[1][0]
 
     check_close(got_zs[0], want_zs[0], f"{what} (z after one step)", {
-        "the prior term is missing: add lambda_prior * z.pow(2).mean(1) to each face's error":
+        "the prior term is missing: add lambda_prior times the mean of z squared (over its coordinates) to each "
+        "face's error":
             variant(prior_sign=0.0),
         "the prior term has the wrong sign: it must pull z towards 0, so add it": variant(prior_sign=-1.0),
         "you averaged the faces' losses: with a mean each face's gradient shrinks with the batch size; sum them":
@@ -163,7 +167,7 @@ def check_refine_step(fn) -> str:
         piled = run(lambda *a: _variant_step(*a, zero=False), 2)[1][1]
         if close(got_zs[1], piled):
             raise ExerciseError(f"{what}: the first step is right, but the second adds the first step's gradient "
-                                "again: call opt.zero_grad() before backward()")
+                                "again: clear the gradient before each backward pass")
         raise ExerciseError(f"{what}: the first step is right but the second is not; each call must do exactly "
                             "one step, from the current z")
     return passed(what)

@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 from ..agegan import AgeGenerator, adain, age_loss_D, age_loss_G, aux_loss_C, cycle_loss, random_targets
 from ._shared import call, close, grads, needs_grad, seeded
-from .core import ExerciseError, check_close, passed
+from .core import ExerciseError, check_close, exercise_check, passed
 
 
+@exercise_check
 def check_adain(fn) -> str:
     """``fn(x, gamma, beta)``: ``(1 + gamma) * instance_norm(x) + beta``, for ``x`` ``(B, C, H, W)``, ``gamma, beta`` ``(B, C)``."""
     what = "adain"
@@ -24,8 +25,8 @@ def check_adain(fn) -> str:
     gamma = (0.5 * torch.randn(B, C, generator=g)).requires_grad_(True)
     beta = (0.5 * torch.randn(B, C, generator=g)).requires_grad_(True)
     got = call(fn, what, x, gamma, beta,
-               hint="gamma and beta are (B, C): give them two trailing axes, gamma[:, :, None, None], so that they "
-                    "broadcast over the image")
+               hint="gamma and beta are (B, C): give them two trailing axes of size 1, so that they broadcast "
+                    "over the image's height and width")
     want = adain(x, gamma, beta)
     gb, bb = gamma[:, :, None, None], beta[:, :, None, None]
 
@@ -45,8 +46,8 @@ def check_adain(fn) -> str:
         "own: mean and variance over H and W (dims 2, 3)": lambda: norm((1, 2, 3)) * (1 + gb) + bb,
         "you normalised over the batch (a batch norm); instance norm takes each face on its own: dims 2 and 3":
             lambda: norm((0, 2, 3)) * (1 + gb) + bb,
-        "you divided by the unbiased standard deviation (torch.std's default); instance norm uses the biased "
-        "variance, x.var(dim, unbiased=False), plus eps = 1e-5 (or call F.instance_norm)":
+        "you divided by the unbiased standard deviation (torch.std's and torch.var's default); instance norm uses "
+        "the biased variance (divided by H x W, not H x W - 1), plus eps = 1e-5":
             lambda: norm((2, 3), unbiased=True) * (1 + gb) + bb,
     })
     needs_grad(got, what, "the age modulator")
@@ -65,6 +66,7 @@ def _logits(seed: int, B: int = 8, K: int = 4):
     return logits, source, target
 
 
+@exercise_check
 def check_age_loss_D(fn) -> str:
     """``fn(real_logits, source, fake_logits, target)``: the age head's cross-entropy on the *real* faces and their groups."""
     what = "age_loss_D"
@@ -93,6 +95,7 @@ def check_age_loss_D(fn) -> str:
     return passed(what)
 
 
+@exercise_check
 def check_age_loss_G(fn) -> str:
     """``fn(fake_logits, source, target)``: the age head's cross-entropy on the fakes against their *target* groups."""
     what = "age_loss_G"
@@ -116,6 +119,7 @@ def check_age_loss_G(fn) -> str:
     return passed(what)
 
 
+@exercise_check
 def check_cycle_loss(fn) -> str:
     """``fn(G_back, real, source, fake, target)``: the mean L1 of ``G_back(fake, source)`` against ``real``, fake not detached."""
     what = "cycle_loss"
@@ -157,11 +161,12 @@ def check_cycle_loss(fn) -> str:
                             "the person; do not detach the fake here (only the discriminator's step detaches it)")
     (want_d,) = grads(want, [fake])
     if not close(d_fake, want_d, atol=1e-6):
-        raise ExerciseError(f"{what} has the right value but the wrong gradient for the fake; compute it as "
-                            "F.l1_loss(G_back(fake, source), real)")
+        raise ExerciseError(f"{what} has the right value but the wrong gradient for the fake; compute it as one "
+                            "expression of the round trip of the fake itself, with no detached or copied tensors")
     return passed(what)
 
 
+@exercise_check
 def check_aux_loss_C(fn) -> str:
     """``fn(real_logits, source, fake_logits, target)``: cross-entropy over real faces and fakes, both as their *source* groups."""
     what = "aux_loss_C"
