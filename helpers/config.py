@@ -386,7 +386,9 @@ AGEGAN_REAL_CPU = pick(
 )
 # Real faces on a GPU: 128 px with the same options, a generator twice as wide (ngf 32), and 12 + 12 epochs
 # (28,440 steps of 16 on the full UTKFace, 8,856 on the sample). Never run on a GPU: `python -m helpers.benchmark
-# budget` estimates about 19 T4 minutes at 25% of peak.
+# budget` estimates about 19 T4 minutes at 25% of peak. Not yet shown to learn: its one CPU run (128 px, ngf 32,
+# batch 4, one thread of a busy CPU, 600 steps in 38 CPU-minutes after the classifier's pretraining) still painted
+# the same white and yellow patches over the eyes and mouth for every age group, 0.4 epochs in.
 _AGEGAN_REAL_GPU = replace(_AGEGAN_GPU, **_AGEGAN_REAL_OPTIONS, ngf=32, n_epochs_constant=12, n_epochs_decay=12,
                            sample_every=500, checkpoint_every=1000, run_name="agegan-real")
 AGEGAN_REAL = pick(_AGEGAN_REAL_GPU, AGEGAN_REAL_CPU)
