@@ -226,6 +226,29 @@ def _G_size() -> int:
     return sum(p.numel() for p in _tiny_gan().G.parameters())
 
 
+def _wrong_optimiser(events: list[str], what: str) -> None:
+    """Raise when a turn (its loss, then the first optimiser step after it) stepped the other network's optimiser.
+
+    Works on the events of a step cut short by an error, too.
+    """
+    def first_step_after(loss):
+        if loss not in events:
+            return None
+        return next((e for e in events[events.index(loss) + 1:] if e.startswith("opt_")), None)
+
+    d_steps, g_steps = first_step_after("d_loss"), first_step_after("g_loss")
+    rule = "Each turn steps the optimiser of the network it trains, and only that one"
+    if d_steps == "opt_G" and g_steps == "opt_D":
+        raise ExerciseError(f"{what}: the wrong optimiser: the optimisers are swapped, the discriminator's turn "
+                            f"stepped the generator's and the generator's turn the discriminator's. {rule}")
+    if d_steps == "opt_G":
+        raise ExerciseError(f"{what}: the wrong optimiser: the discriminator's turn stepped the generator's "
+                            f"optimiser, so G moved on D's loss and the discriminator does not learn. {rule}")
+    if g_steps == "opt_D":
+        raise ExerciseError(f"{what}: the wrong optimiser: the generator's turn stepped the discriminator's "
+                            f"optimiser, so the generator's weights did not change and D moved twice. {rule}")
+
+
 def _diagnose_turns(w: _Watch, what: str) -> None:
     """Name the mistakes that the order of a step's calls shows: a turn that steps the wrong optimiser, a
     discriminator's turn whose gradient reaches the generator, a generator that never learns."""
@@ -235,23 +258,7 @@ def _diagnose_turns(w: _Watch, what: str) -> None:
             raise ExerciseError(f"{what} must compute its two losses with the model's own, gan.d_loss and gan.g_loss "
                                 "(yours in this notebook), once each per call, so that the model plays with the "
                                 "losses it was given")
-        if stepped.count("opt_G") == 0 and stepped.count("opt_D") >= 2:
-            raise ExerciseError(f"{what}: the wrong optimiser: the generator's turn stepped the discriminator's "
-                                "optimiser, so the generator's weights did not change and D moved twice. Each turn "
-                                "steps the optimiser of the network it trains")
-        if stepped.count("opt_D") == 0 and stepped.count("opt_G") >= 2:
-            raise ExerciseError(f"{what}: the wrong optimiser: the discriminator's turn stepped the generator's "
-                                "optimiser, so the discriminator never learns. Each turn steps the optimiser of the "
-                                "network it trains")
-
-        def first_step_after(loss):
-            after = events[events.index(loss) + 1:]
-            return next((e for e in after if e.startswith("opt_")), None)
-
-        if first_step_after("d_loss") == "opt_G" and first_step_after("g_loss") == "opt_D":
-            raise ExerciseError(f"{what}: the optimisers are swapped: the discriminator's turn stepped the "
-                                "generator's optimiser and the generator's turn the discriminator's. Each turn steps "
-                                "the optimiser of the network it trains")
+        _wrong_optimiser(events, what)
         if "opt_G" not in stepped:
             raise ExerciseError(f"{what}: the generator's weights did not change: its optimiser is never stepped. "
                                 "The generator's turn ends, like the discriminator's, with its own optimiser's step")
@@ -283,6 +290,8 @@ def check_gan_step(step) -> str:
     try:
         got = _play(step, watch=watch)
     except RuntimeError as err:
+        for events in watch[0].steps() if watch else []:
+            _wrong_optimiser(events, what)
         text = str(err)
         if "backward through the graph a second time" in text:
             raise ExerciseError(

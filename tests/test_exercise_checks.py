@@ -1,0 +1,283 @@
+"""Every check touched by issue 25 catches plausible wrong answers, and says so without giving the answer away.
+
+For each wrong answer: the check raises :class:`ExerciseError`; its message contains no line of the
+reference's source nor of the checker's; and what Jupyter shows (``_render_traceback_``) is that
+message, with no frame of ``helpers``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import cyclegan, dcgan
+from helpers.exercises import ExerciseError, nb02, nb03, nb04, nb06
+from helpers.layers import LSGANLoss, WeightedL1
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def bce(logits, target):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def code_lines(*objects) -> set[str]:
+    """The lines of code of ``objects``' source (no docstrings, comments or lines too short to be an answer)."""
+    lines = set()
+    for obj in objects:
+        src = inspect.getsource(obj)
+        in_doc = False
+        for raw in src.splitlines():
+            line = raw.strip()
+            if line.startswith(('"""', "'''")):
+                in_doc = not (line.count('"""') == 2 or line.count("'''") == 2) and not in_doc
+                continue
+            if in_doc or not line or line.startswith("#") or len(line) < 12:
+                continue
+            lines.add(line.split("  #")[0].strip())
+    return lines
+
+
+def assert_caught(check, fn, references, fragment):
+    with pytest.raises(ExerciseError) as err:
+        check(fn)
+    message = str(err.value)
+    assert fragment in message, message
+    for line in code_lines(*references, inspect.unwrap(check)):
+        assert line not in message, f"the message gives away {line!r}: {message}"
+    shown = "\n".join(err.value._render_traceback_())
+    assert message in shown
+    assert "helpers/exercises" not in shown and "helpers/dcgan" not in shown
+    for line in code_lines(inspect.unwrap(check)):
+        assert line not in shown, f"Jupyter would show the checker's line {line!r}"
+    return message
+
+
+# --------------------------------------------------------------------------- notebook 02: gan_step
+
+
+def step(*, detach_D=True, retain=False, detach_G=False, step_G="G", step_D="D", zero_G="before", order="DG",
+         fresh_noise=False):
+    """The notebook's gan_step, with one switch per plausible mistake."""
+
+    def gan_step(gan, real):
+        amp = gan.precision
+        z = torch.randn(real.shape[0], gan.nz, device=real.device)
+        opts = {"G": gan.opt_G, "D": gan.opt_D, None: None}
+
+        def d_turn():
+            real_logits = gan.D(real)
+            fake_logits = gan.D(fake.detach() if detach_D else fake)
+            loss_D = gan.d_loss(real_logits, fake_logits)
+            gan.opt_D.zero_grad(set_to_none=True)
+            loss_D.backward(retain_graph=retain)
+            if opts[step_D] is not None:
+                amp.step(opts[step_D])
+            return loss_D, real_logits, fake_logits
+
+        def g_turn():
+            x = gan.G(torch.randn_like(z)) if fresh_noise else fake
+            loss_G = gan.g_loss(gan.D(x.detach() if detach_G else x))
+            if zero_G == "before":
+                gan.opt_G.zero_grad(set_to_none=True)
+            loss_G.backward()
+            if zero_G == "after":
+                gan.opt_G.zero_grad(set_to_none=True)
+            if opts[step_G] is not None:
+                amp.step(opts[step_G])
+            return loss_G
+
+        fake = gan.G(z)
+        if order == "GD":
+            loss_G = g_turn()
+            loss_D, r, f = d_turn()
+        else:
+            loss_D, r, f = d_turn()
+            loss_G = g_turn()
+        return {"loss_D": loss_D.detach(), "loss_G": loss_G.detach(), "D_x": torch.sigmoid(r.detach()).mean(),
+                "D_G_z": torch.sigmoid(f.detach()).mean()}
+
+    return gan_step
+
+
+GAN_STEP_WRONG = [
+    ("no detach in D's turn", step(detach_D=False), "cut its fakes off from the generator"),
+    ("no detach, retain_graph=True", step(detach_D=False, retain=True), "sent a gradient into the generator"),
+    ("both turns detached", step(detach_G=True), "generator's weights did not change: no gradient reached G"),
+    ("opt_G never stepped", step(step_G=None), "generator's weights did not change: its optimiser is never stepped"),
+    ("opt_D stepped in G's turn", step(step_G="D"), "the wrong optimiser"),
+    ("opt_G stepped in D's turn", step(step_D="G"), "the wrong optimiser"),
+    ("optimisers swapped", step(step_D="G", step_G="D"), "the wrong optimiser"),
+    ("G's gradients cleared after backward", step(zero_G="after"), "its gradients were cleared after"),
+    ("G's gradients never cleared", step(zero_G=None), "generator's gradients are never cleared"),
+    ("generator first", step(order="GD"), "the generator went first"),
+    ("new noise in G's turn", step(fresh_noise=True), "used new noise"),
+]
+
+
+def test_the_right_gan_step_passes():
+    assert "correct" in nb02.check_gan_step(step())
+
+
+@pytest.mark.parametrize("name,fn,fragment", GAN_STEP_WRONG, ids=[w[0] for w in GAN_STEP_WRONG])
+def test_gan_step_names_the_mistake(name, fn, fragment):
+    assert_caught(nb02.check_gan_step, fn, [dcgan.DCGAN.train_step], fragment)
+
+
+# --------------------------------------------------------------------------- notebook 02: the losses
+
+LOSS_WRONG = [
+    (nb02.check_discriminator_loss, lambda r, f: bce(r, 0.0) + bce(f, 1.0), "targets are swapped",
+     dcgan.discriminator_loss),
+    (nb02.check_discriminator_loss, lambda r, f: (bce(r, 1.0) + bce(f, 0.0)) / 2, "averaged the two terms",
+     dcgan.discriminator_loss),
+    (nb02.check_discriminator_loss, lambda r, f: bce(torch.sigmoid(r), 1.0) + bce(torch.sigmoid(f), 0.0),
+     "applied a sigmoid", dcgan.discriminator_loss),
+    (nb02.check_discriminator_loss, lambda r, f: (bce(r, 1.0) + bce(f, 0.0)).item(), "should return a torch tensor",
+     dcgan.discriminator_loss),
+    (nb02.check_generator_loss, lambda f: bce(f, 0.0), "wrong target", dcgan.generator_loss),
+    (nb02.check_generator_loss, lambda f: -bce(f, 0.0), "minimax", dcgan.generator_loss),
+    (nb02.check_minimax_generator_loss, lambda f: bce(f, 0.0), "sign is flipped", dcgan.generator_loss_minimax),
+]
+
+
+@pytest.mark.parametrize("check,fn,fragment,reference", LOSS_WRONG, ids=[f"{w[0].__name__}-{w[2]}" for w in LOSS_WRONG])
+def test_loss_checks_name_the_mistake(check, fn, fragment, reference):
+    assert_caught(check, fn, [reference], fragment)
+
+
+def test_a_crash_in_the_students_code_shows_their_line_not_the_checker():
+    def discriminator_loss(real_logits, fake_logits):
+        return real_logits + fake_logits  # 64 against 48: a shape error
+
+    message = assert_caught(nb02.check_discriminator_loss, discriminator_loss, [dcgan.discriminator_loss],
+                            "discriminator_loss raised RuntimeError")
+    with pytest.raises(ExerciseError) as err:
+        nb02.check_discriminator_loss(discriminator_loss)
+    shown = "\n".join(err.value._render_traceback_())
+    assert "return real_logits + fake_logits" in shown and message in shown
+
+
+# --------------------------------------------------------------------------- notebook 03: generator_losses
+
+
+def generator_losses(*, detach_ab=False, detach_ba=False, detach_cycle=False, judge_swap=False):
+    """The notebook's generator_losses, with one switch per plausible mistake."""
+
+    def fn(model, real_a, real_b):
+        fake_b, fake_a = model.G_AB(real_a), model.G_BA(real_b)
+        judge_b, judge_a = (model.D_A, model.D_B) if judge_swap else (model.D_B, model.D_A)
+        losses = {
+            "G_GAN_A2B": model.gan_loss(judge_b(fake_b.detach() if detach_ab else fake_b), True),
+            "G_GAN_B2A": model.gan_loss(judge_a(fake_a.detach() if detach_ba else fake_a), True),
+            "G_cycle_A": model.cycle_loss(model.G_BA(fake_b.detach() if detach_cycle else fake_b), real_a),
+            "G_cycle_B": model.cycle_loss(model.G_AB(fake_a), real_b),
+        }
+        if model.identity_weight > 0:
+            losses["G_identity_A"] = model.identity_loss(model.G_BA(real_a), real_a)
+            losses["G_identity_B"] = model.identity_loss(model.G_AB(real_b), real_b)
+        return losses, fake_a, fake_b
+
+    return fn
+
+
+GEN_WRONG = [
+    ("aged fakes detached before D_B", generator_losses(detach_ab=True), "gives G_AB no gradient"),
+    ("rejuvenated fakes detached before D_A", generator_losses(detach_ba=True), "gives G_BA no gradient"),
+    ("cycle cut in the middle", generator_losses(detach_cycle=True), "gives G_AB no gradient"),
+    ("judges swapped", generator_losses(judge_swap=True), "must be judged by D_B"),
+]
+
+
+def test_the_right_generator_losses_pass():
+    assert "correct" in nb03.check_generator_losses(generator_losses())
+
+
+@pytest.mark.parametrize("name,fn,fragment", GEN_WRONG, ids=[w[0] for w in GEN_WRONG])
+def test_generator_losses_names_the_mistake(name, fn, fragment):
+    assert_caught(nb03.check_generator_losses, fn, [cyclegan.generator_losses], fragment)
+
+
+LSGAN_WRONG = [
+    (nb03.check_lsgan_loss, lambda s, real: (s - (0.0 if real else 1.0)).pow(2).mean(), "wrong target", LSGANLoss),
+    (nb03.check_lsgan_loss, lambda s, real: (s - float(real)).abs().mean(), "absolute error", LSGANLoss),
+    (nb03.check_cycle_loss, lambda r, o, w: (r - o).abs().mean(), "weight is missing", WeightedL1),
+    (nb03.check_cycle_loss, lambda r, o, w: w * (r - o).pow(2).mean(), "squared error", WeightedL1),
+]
+
+
+@pytest.mark.parametrize("check,fn,fragment,reference", LSGAN_WRONG, ids=[w[2] for w in LSGAN_WRONG])
+def test_nb03_loss_checks_name_the_mistake(check, fn, fragment, reference):
+    assert_caught(check, fn, [reference], fragment)
+
+
+# --------------------------------------------------------------------------- notebook 04: the one-hot label
+
+NOISE_WRONG = [
+    ("one_hot without num_classes", lambda z, y, k: torch.cat([z, F.one_hot(y).to(z.dtype)], 1), "plus one"),
+    ("label as a number", lambda z, y, k: torch.cat([z, y[:, None].to(z.dtype)], 1), "single number"),
+    ("one-hot first", lambda z, y, k: torch.cat([F.one_hot(y, k).to(z.dtype), z], 1), "noise first"),
+    ("noise only", lambda z, y, k: z.clone(), "only the noise"),
+    ("flipped one-hot", lambda z, y, k: torch.cat([z, 1 - F.one_hot(y, k).to(z.dtype)], 1), "flipped"),
+]
+
+
+@pytest.mark.parametrize("name,fn,fragment", NOISE_WRONG, ids=[w[0] for w in NOISE_WRONG])
+def test_condition_noise_names_the_mistake(name, fn, fragment):
+    assert_caught(nb04.check_condition_noise, fn, [dcgan.condition_noise], fragment)
+
+
+def _maps(h, y, k):
+    return F.one_hot(y, k).to(h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:])
+
+
+FEATURES_WRONG = [
+    ("one_hot without num_classes",
+     lambda h, y, k: torch.cat([h, F.one_hot(y).to(h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1),
+     "plus one"),
+    ("maps first", lambda h, y, k: torch.cat([_maps(h, y, k), h], 1), "come before the features"),
+    ("all-ones maps", lambda h, y, k: torch.cat([h, torch.ones_like(_maps(h, y, k))], 1), "all ones"),
+    ("one map with the label", lambda h, y, k: torch.cat([h, y.to(h.dtype)[:, None, None, None].expand(
+        -1, 1, *h.shape[2:])], 1), "one map holding the label"),
+]
+
+
+@pytest.mark.parametrize("name,fn,fragment", FEATURES_WRONG, ids=[w[0] for w in FEATURES_WRONG])
+def test_condition_features_names_the_mistake(name, fn, fragment):
+    assert_caught(nb04.check_condition_features, fn, [dcgan.condition_features], fragment)
+
+
+def test_a_missing_num_classes_would_have_crashed_later():
+    """Why the check exists: the one-hot without num_classes breaks the generator when a batch lacks a group."""
+    gen = dcgan.Generator(nz=4, ngf=4, n_classes=3, image_size=8)
+    gen.condition_noise = lambda z, y, k: torch.cat([z, F.one_hot(y).to(z.dtype)], 1)
+    with pytest.raises(RuntimeError):
+        gen(torch.randn(2, 4), torch.tensor([0, 0]))
+
+
+# --------------------------------------------------------------------------- notebook 06: AdaIN
+
+
+def _inorm(x, dims=(2, 3), unbiased=False):
+    return (x - x.mean(dims, keepdim=True)) / (x.var(dims, keepdim=True, unbiased=unbiased) + 1e-5).sqrt()
+
+
+ADAIN_WRONG = [
+    ("scale gamma", lambda x, g, b: _inorm(x) * g[:, :, None, None] + b[:, :, None, None], "(1 + gamma)"),
+    ("no normalisation", lambda x, g, b: x * (1 + g[:, :, None, None]) + b[:, :, None, None], "not normalised"),
+    ("layer norm", lambda x, g, b: _inorm(x, (1, 2, 3)) * (1 + g[:, :, None, None]) + b[:, :, None, None],
+     "layer norm"),
+    ("unbiased", lambda x, g, b: _inorm(x, unbiased=True) * (1 + g[:, :, None, None]) + b[:, :, None, None],
+     "unbiased"),
+    ("no broadcast", lambda x, g, b: _inorm(x) * (1 + g) + b, "adain raised RuntimeError"),
+]
+
+
+@pytest.mark.parametrize("name,fn,fragment", ADAIN_WRONG, ids=[w[0] for w in ADAIN_WRONG])
+def test_adain_names_the_mistake(name, fn, fragment):
+    from helpers.agegan import adain
+
+    assert_caught(nb06.check_adain, fn, [adain], fragment)
