@@ -281,3 +281,44 @@ def test_adain_names_the_mistake(name, fn, fragment):
     from helpers.agegan import adain
 
     assert_caught(nb06.check_adain, fn, [adain], fragment)
+
+
+# --------------------------------------------------------------------------- what Jupyter shows
+
+
+def test_a_wrong_answer_in_notebook_02_shows_no_line_of_the_checker(tmp_path, monkeypatch):
+    """Notebook 02, trimmed to its setup, imports and exercise 3, with a wrong gan_step, run by a real kernel."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parents[1]
+    nb = nbformat.read(root / "notebooks" / "02_gan_basics.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    setup, imports = code[0], next(c for c in code if "from helpers.exercises import nb02" in c.source)
+    exercise = next(c for c in code if c.source.startswith("def gan_step"))
+    check = next(c for c in code if "nb02.check_gan_step(" in c.source)
+    wrong = exercise.source.replace("gan.D(fake.detach())", "gan.D(fake)")
+    assert wrong != exercise.source
+    wrong = wrong.replace("amp.backward(loss_D)", "loss_D.backward(retain_graph=True)")
+    crash = "def discriminator_loss(real_logits, fake_logits):\n    return real_logits + fake_logits\n"
+    cells = [setup, imports, nbformat.v4.new_code_cell(wrong), check,
+             nbformat.v4.new_code_cell(crash), nbformat.v4.new_code_cell("nb02.check_discriminator_loss(discriminator_loss)")]
+    small = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.source) for c in cells],
+                                     metadata=nb.metadata)
+    monkeypatch.setenv("SMOKE", "1")
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    NotebookClient(small, timeout=300, allow_errors=True, resources={"metadata": {"path": str(root / "notebooks")}},
+                   kernel_name="python3").execute()
+
+    checker = code_lines(nb02, dcgan.DCGAN.train_step)
+    for index, expected in [(3, "sent a gradient into the generator"), (5, "discriminator_loss raised RuntimeError")]:
+        errors = [o for o in small.cells[index].outputs if o.output_type == "error"]
+        assert errors, small.cells[index].outputs
+        shown = "\n".join(errors[0].traceback)
+        assert errors[0].ename == "ExerciseError" and expected in shown, shown
+        assert "helpers/exercises" not in shown
+        for line in checker:
+            assert line not in shown, f"the cell shows the checker's line {line!r}:\n{shown}"
+    assert "return real_logits + fake_logits" in "\n".join(small.cells[5].outputs[-1].traceback)
