@@ -11,6 +11,6 @@ something is.
 :mod:`helpers.exercises.core` holds the machinery; one module per notebook holds its checks.
 """
 
-from .core import ExerciseError, check_close, exercise_check, passed
+from .core import ExerciseError, check_close, exercise_check, passed, reveal
 
-__all__ = ["ExerciseError", "check_close", "exercise_check", "passed"]
+__all__ = ["ExerciseError", "check_close", "exercise_check", "passed", "reveal"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import html
+import inspect
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -100,3 +102,22 @@ def passed(what: str) -> str:
     message = f"correct: {what} agrees with the reference on random inputs"
     print(message)
     return message
+
+
+def reveal(*objects, title: str = "the course's version") -> str:
+    """The source of ``objects`` folded in a ``<details>`` block, shown once the student's code has trained.
+
+    Notebooks call it *after* their training cell, never before: until then the student compares
+    their code with the equations, not with ours. Returns an ``IPython.display.HTML`` (Jupyter
+    shows it as a cell's last line; ``.data`` is the HTML), or the HTML text without IPython.
+    """
+    parts = []
+    for obj in objects:
+        name = getattr(obj, "__qualname__", getattr(obj, "__name__", type(obj).__name__))
+        parts.append(f"<p><code>{html.escape(name)}</code></p><pre>{html.escape(inspect.getsource(obj))}</pre>")
+    block = f"<details><summary>{html.escape(title)}: click to open</summary>{''.join(parts)}</details>"
+    try:
+        from IPython.display import HTML  # noqa: PLC0415 -- only where there is a display
+    except ImportError:  # pragma: no cover -- IPython comes with Jupyter
+        return block
+    return HTML(block)
