@@ -190,13 +190,24 @@ def code_fingerprint(model) -> dict[str, str]:
     the model or by any layer of its networks. The course's own code gives ``{}``.
     """
     holders = [model] + [m for net in getattr(model, "networks", {}).values() for m in net.modules()]
+    todo = [fn for holder in holders for fn in map(_student_function, list(vars(holder).values())) if fn is not None]
     found: dict[str, str] = {}
-    for holder in holders:
-        for value in list(vars(holder).values()):
-            fn = _student_function(value)
-            if fn is not None:
-                found[fn.__qualname__] = function_fingerprint(fn)
+    while todo:  # and the student's functions that those call by name (identity_losses inside generator_losses)
+        fn = todo.pop()
+        if fn.__qualname__ in found:
+            continue
+        found[fn.__qualname__] = function_fingerprint(fn)
+        todo += [g for g in map(_student_function, (fn.__globals__.get(n) for n in _names(fn.__code__))) if g is not None]
     return dict(sorted(found.items()))
+
+
+def _names(code) -> set[str]:
+    """The global names a code object and the functions defined inside it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
 
 
 def _cpu_copy(state):

@@ -322,3 +322,27 @@ def test_a_wrong_answer_in_notebook_02_shows_no_line_of_the_checker(tmp_path, mo
         for line in checker:
             assert line not in shown, f"the cell shows the checker's line {line!r}:\n{shown}"
     assert "return real_logits + fake_logits" in "\n".join(small.cells[5].outputs[-1].traceback)
+
+
+@pytest.mark.parametrize("name", ["02_gan_basics", "03_cyclegan", "06_age_modulated_gan"])
+def test_reference_code_is_shown_only_after_the_training(name):
+    """The course's versions appear folded (reveal), after the cell that trains with the student's code."""
+    from pathlib import Path
+
+    import nbformat
+
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / f"{name}.ipynb", as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    trained = next(i for i, s in enumerate(code) if "history = run.train(" in s)
+    shown = [i for i, s in enumerate(code) if "reveal(" in s]
+    assert shown and min(shown) > trained
+    assert not any("getsource" in s for s in code), "print reference code with reveal(), after the training"
+
+
+def test_reveal_folds_the_source():
+    from helpers.exercises import reveal
+
+    shown = reveal(dcgan.discriminator_loss, title="The course's loss")
+    block = getattr(shown, "data", shown)
+    assert block.startswith("<details><summary>The course&#x27;s loss: click to open</summary>")
+    assert "def discriminator_loss" in block and block.endswith("</details>")

@@ -28,13 +28,21 @@ def _run(run_dir, step_fn=None) -> DCGANRun:
     return run.start(gan.sample, nrow=2, progress=False)
 
 
-def _course_step(gan, real):
-    """The course's own step, called from a student's: step_fn set aside for the call."""
-    mine, gan.step_fn = gan.step_fn, None
-    try:
-        return gan.train_step(real)
-    finally:
-        gan.step_fn = mine
+class _CourseStep:
+    """The course's own step, called from a student's: step_fn set aside for the call.
+
+    A callable object, not a function, so that it is not taken for a function of the student's.
+    """
+
+    def __call__(self, gan, real):
+        mine, gan.step_fn = gan.step_fn, None
+        try:
+            return gan.train_step(real)
+        finally:
+            gan.step_fn = mine
+
+
+_course_step = _CourseStep()
 
 
 def _student(body_constant: float):
@@ -110,3 +118,16 @@ def test_a_run_of_the_course_code_is_not_resumed_by_a_student_function(tmp_path,
     assert "by the course's own functions, not by your gan_step" in out
     assert mine.trainer.history.steps == [1, 2]
     assert set(mine.trainer.history.terms["extra"]) == {1.0}
+
+
+def test_fingerprint_follows_the_student_functions_that_a_registered_one_calls():
+    ns = {"__name__": "__main__", "torch": torch, "course_step": _course_step}
+    exec(compile("def helper(out):\n    return {**out, 'extra': torch.tensor(3.0)}\n"  # noqa: S102
+                 "def gan_step(gan, real):\n    return helper(course_step(gan, real))\n", "<cell3>", "exec"), ns)
+    gan = DCGAN(replace(config.DCGAN, image_size=8, nz=4, ngf=4, ndf=4, n_samples=4), device="cpu")
+    gan.step_fn = ns["gan_step"]
+    before = runs.code_fingerprint(gan)
+    assert set(before) == {"gan_step", "helper"}
+    exec(compile("def helper(out):\n    return {**out, 'extra': torch.tensor(4.0)}\n", "<cell4>", "exec"), ns)  # noqa: S102
+    after = runs.code_fingerprint(gan)
+    assert after["gan_step"] == before["gan_step"] and after["helper"] != before["helper"]
