@@ -420,7 +420,8 @@ def full_resolution_photos(t: Translations, judges: Judges, n: int | None = None
     for k in range(n):
         face = np.asarray(full[int(t.index[k])])
         out = apply_change(face, t.source[k : k + 1], t.fake[k : k + 1], size)[0]
-        crops.append(np.asarray(apply_change(face, t.source[k : k + 1], t.source[k : k + 1], size)[0]))
+        start = t.source[k : k + 1]
+        crops.append(np.asarray(apply_change(face, start, M._as_float(start), size)[0]))  # no change: the crop
         results.append(out)
     return crops, results
 
@@ -447,19 +448,19 @@ def identity_rows(judges: Judges, sizes) -> list[dict]:
     rows = [{**base, "model": f"real faces shrunk to {size} px and back", "translation": "resolution floor",
              **_identity_columns(identity.resolution_floor(faces, int(size), judges.recognizer))}
             for size in sorted(set(int(s) for s in sizes))]
-    # Strangers at each size a same-person figure is measured at: the models' size (enlarged to 200 px by the
-    # recogniser, as their outputs are) and the photo path's 256 px. Same pairs (seed 3) at every size.
+    # Strangers at each size a same-person figure is measured at (the same pairs, seed 3): the models' sizes,
+    # enlarged to 200 px by the recogniser as their outputs are, and full size (the recogniser reads the 256-px
+    # photo-path pictures at 200 px too, so the full-size figure is the strangers' rate for that column).
+    pairs = dict(n_pairs=judges.s.identity_pairs, seed=3, recognizer=judges.recognizer)
     for size in sorted(set(int(s) for s in sizes)):
         small = M._resize(test.float(), size).round().clamp(0, 255).to(torch.uint8)
-        rows.append({**base, "model": "different people (random pairs)", "translation": f"strangers at {size} px",
-                     "faces": judges.s.identity_pairs,
-                     **_identity_columns(identity.different_people(small, judges.s.identity_pairs, seed=3,
-                                                                   recognizer=judges.recognizer))})
-    big = M._resize(test.float(), PHOTO_SIZE).round().clamp(0, 255).to(torch.uint8)
-    rows.append({**base, "model": "different people (random pairs)", "translation": f"strangers at {PHOTO_SIZE} px",
-                 "faces": judges.s.identity_pairs,
-                 **_identity_columns(identity.different_people(big, judges.s.identity_pairs, seed=3,
-                                                               recognizer=judges.recognizer), suffix="_256")})
+        rows.append({**base, "model": f"different people (random pairs), shrunk to {size} px and back",
+                     "translation": "strangers", "faces": judges.s.identity_pairs,
+                     **_identity_columns(identity.different_people(small, **pairs))})
+    full = _identity_columns(identity.different_people(test, **pairs))
+    rows.append({**base, "model": "different people (random pairs)", "translation": "strangers at full size",
+                 "faces": judges.s.identity_pairs, **full,
+                 **{k + "_256": v for k, v in full.items()}})
     return rows
 
 

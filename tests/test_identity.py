@@ -171,3 +171,37 @@ def test_missing_dlib_says_what_to_install(monkeypatch):
     with pytest.raises(identity.IdentityUnavailable, match="dlib-bin") as err:
         identity.identity_report([np.zeros((8, 8, 3), np.uint8)], [np.zeros((8, 8, 3), np.uint8)])
     assert "not installed" in str(err.value)
+
+
+# --------------------------------------------------------------------------- the photo path's 256-px result (evaluate)
+
+
+class _FullCrops:
+    """Stands in for evaluate.Judges: its test_cache(size) holds the full-resolution crops."""
+
+    def __init__(self, crops):
+        self.images = np.stack(crops)
+        self.recognizer = identity.default_recognizer()
+
+    def test_cache(self, size):
+        return self
+
+
+@needs_dlib
+def test_full_resolution_identity_measures_the_photo_path(astronaut_crop):
+    torch = pytest.importorskip("torch")
+    from helpers import evaluate as E
+
+    small = np.asarray(Image.fromarray(astronaut_crop).resize((64, 64), Image.Resampling.BOX))
+    x = torch.from_numpy(small.copy()).permute(2, 0, 1)[None]
+    unchanged = x.float() / 127.5 - 1
+    darker = unchanged - 0.6  # a model that paints the whole face much darker
+    t = E.Translations("test", "test", "a -> b", ["15-30", "50+"], x.expand(2, -1, -1, -1),
+                       torch.cat([unchanged, darker]), np.array([1, 1]), x, (x, np.array([30]), None),
+                       index=np.array([0, 0]))
+    crops, results = E.full_resolution_photos(t, _FullCrops([astronaut_crop]))
+    assert all(c.shape == (E.PHOTO_SIZE, E.PHOTO_SIZE, 3) for c in crops + results)
+    assert np.abs(results[0].astype(int) - crops[0].astype(int)).max() <= 1  # no change: the sharp crop itself
+    assert results[1].mean() < crops[1].mean() - 40  # the change is added at full resolution
+    rep = E.full_resolution_identity(t, _FullCrops([astronaut_crop]), n=1)
+    assert rep["n"] == 1 and rep["same_person"] == 1.0 and rep["mean_distance"] < 0.05

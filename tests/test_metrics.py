@@ -295,9 +295,14 @@ def test_cli_end_to_end_on_toy_faces(tmp_path):
                             "config.RUNS_DIR / config.CYCLEGAN.run_name / 'generators.pt'); "
                             f"main(['--models', 'cyclegan', '--out', {str(out)!r}, '--steps', '10', '--threads', '1'])")
     df = pd.read_csv(out.with_suffix(".csv"))
-    assert list(df["model"]) == ["real test faces (ceiling)", "CycleGAN (G_AB)", "CycleGAN (G_BA)"]
+    assert list(df["model"])[:3] == ["real test faces (ceiling)", "CycleGAN (G_AB)", "CycleGAN (G_BA)"]
+    checks = df[df["status"] == "realism check"]  # the realism measure's validation rows, on the toy test faces
+    assert len(checks) == 3 and pd.to_numeric(checks["flagged unrealistic (%)"]).between(0, 100).all()
+    assert "realism check on toy: planted artifacts flagged by kind" in out.with_suffix(".md").read_text()
+    df = df[df["status"] != "realism check"]
     assert set(df["fid_kind"]) == {"stand-in"} and "FID (Inception)" not in df.columns
-    for col in ("age accuracy (%)", "cycle L1", "cycle SSIM", "L1 to ground truth", "traits kept (%)"):
+    for col in ("age accuracy (%)", "cycle L1", "cycle SSIM", "L1 to ground truth", "traits kept (%)",
+                "flagged unrealistic (%)"):
         assert pd.to_numeric(df[col].iloc[1:]).notna().all(), col
     assert 0 <= float(df["traits kept (%)"].iloc[0]) <= 100  # the ceiling: traits read on real faces
     assert "not comparable to Inception FID" in out.with_suffix(".md").read_text()
@@ -363,6 +368,12 @@ def test_pretrained_cyclegan_scored_on_real_faces_with_the_same_person_column(tm
     strangers = rows.loc["different people (random pairs)", "identity distance (mean)"]
     assert same >= 50 and floor >= 50 and 0 <= rows.loc["CycleGAN (G_AB)", "age accuracy (%)"] <= 100
     assert strangers > rows.loc["CycleGAN (G_AB)", "identity distance (mean)"]
+    # The photo path's picture (the change added to the sharp crop) keeps the person at least as well, and
+    # strangers are given at the model's size and at full size.
+    assert rows.loc["CycleGAN (G_AB)", "same person at 256 px (%)"] >= 50
+    assert rows.loc["CycleGAN (G_AB)", "identity distance at 256 px (mean)"] < strangers
+    assert "different people (random pairs), shrunk to 32 px and back" in models
+    assert 0 <= rows.loc["CycleGAN (G_AB)", "flagged unrealistic (%)"] <= 100
 
 
 def test_agegan_strength_curve_on_held_out_real_faces(tmp_path, real_utkface_dir):
