@@ -94,22 +94,38 @@ def condition_features(h: torch.Tensor, labels: torch.Tensor, n_classes: int) ->
     return torch.cat([h, maps.contiguous(memory_format=_format_of(h))], dim=1)
 
 
+def up_block(c_in: int, c_out: int) -> nn.Sequential:
+    """One step up the generator: ``(B, c_in, H, W)`` -> ``(B, c_out, 2H, 2W)``.
+
+    A strided transposed convolution (4x4, stride 2, padding 1: exactly twice the size, every
+    output pixel covered by the same number of kernel taps), no bias (the batch norm after it
+    would cancel one), batch normalisation, ReLU (Radford et al., 2016).
+    """
+    return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True))
+
+
 class Generator(nn.Module):
     """Noise ``(B, nz)`` or ``(B, nz, 1, 1)`` (plus labels when conditional) -> images ``(B, 3, S, S)`` in [-1, 1].
 
     ``condition_noise`` joins the label to the noise (an instance may be given its own function).
+    ``block(c_in, c_out)`` builds each up-block (default :func:`up_block`; notebook 02's exercise
+    gives its own); its layers are laid into ``net`` one by one, so the weights' names, and the
+    checkpoints, are the same whoever wrote it.
     """
 
     condition_noise = staticmethod(condition_noise)
 
-    def __init__(self, nz: int = 100, ngf: int = 64, n_classes: int = 0, image_size: int = 64):
+    def __init__(self, nz: int = 100, ngf: int = 64, n_classes: int = 0, image_size: int = 64, block=None):
         super().__init__()
         self.nz, self.n_classes, self.image_size = nz, n_classes, image_size
+        if block is not None:
+            self.up_block = block  # the student's, recorded (a run's code fingerprint reads it)
         n = _n_layers(image_size)
         ch = ngf * 2 ** (n - 1)  # 512 for 64 px: halve at every upsampling, down to ngf
         layers = [nn.ConvTranspose2d(nz + n_classes, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
         for _ in range(n - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            made = (block or up_block)(ch, ch // 2)
+            layers += list(made) if isinstance(made, nn.Sequential) else [made]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -204,7 +220,8 @@ class DCGAN(Trainable):
 
     The pieces of the game can be swapped (notebook 02 trains with the student's own): ``d_loss``
     (default :func:`discriminator_loss`), ``g_loss`` (default :func:`generator_loss`) and
-    ``step_fn``, a whole step ``step_fn(gan, batch) -> dict`` used instead of the one below. Give
+    ``step_fn``, a whole step ``step_fn(gan, batch) -> dict`` used instead of the one below, and
+    ``up_block(c_in, c_out)``, the generator's up-block (:func:`up_block`). Give
     them as keywords or assign the attributes; they are code, not state, so checkpoints and an
     exact resume are the same either way.
     """
@@ -212,14 +229,15 @@ class DCGAN(Trainable):
     name = "dcgan"
 
     def __init__(self, settings=None, *, n_classes: int = 0, device="cpu", precision: Precision | None = None,
-                 d_loss=None, g_loss=None, step_fn=None, **changes):
+                 d_loss=None, g_loss=None, step_fn=None, up_block=None, **changes):
         s = replace(settings or config.DCGAN, **changes)  # e.g. DCGAN(ngf=32) for a quick experiment
         self.settings = s
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device)
         self.config = {**config.model_config(s), "n_classes": n_classes}
         self.nz, self.n_classes = s.nz, n_classes
-        self.G = self.precision.prepare(Generator(s.nz, s.ngf, n_classes, s.image_size).apply(weights_init).to(self.device))
+        G = Generator(s.nz, s.ngf, n_classes, s.image_size, block=up_block)
+        self.G = self.precision.prepare(G.apply(weights_init).to(self.device))
         self.D = self.precision.prepare(Discriminator(s.ndf, n_classes, s.image_size).apply(weights_init).to(self.device))
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=s.lr, betas=(s.beta1, 0.999))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=s.lr, betas=(s.beta1, 0.999))
@@ -335,12 +353,13 @@ def default_settings(device="cpu", source: str = "toy") -> config.DCGANSettings:
 
 def setup_dcgan(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                 max_images: int | None = None, resume: bool = True, progress: bool = True,
-                verbose: bool = True) -> DCGANRun:
+                verbose: bool = True, up_block=None) -> DCGANRun:
     """Data, model, trainer and sample snapshots for a DCGAN run, resumed from ``run_dir`` if it has one.
 
     ``data``: the face source (default: the course's, ``config.DATA_SOURCE``; "auto" is UTKFace
     when it is at hand, the toy faces otherwise). ``settings`` default to :func:`default_settings`
-    for the device and the faces that were loaded.
+    for the device and the faces that were loaded. ``up_block``: the generator's up-block
+    (default :func:`up_block`; notebook 02 gives the student's).
     """
     device = pick_device(device)
     source, train_df, _ = load_split(data, data_path, max_images, verbose)
@@ -349,6 +368,6 @@ def setup_dcgan(settings=None, data: str | None = None, data_path=None, device=N
     precision = Precision(device)
     cache = build_cache(train_df, s.image_size, verbose=verbose)
     loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed)
-    gan = DCGAN(s, device=device, precision=precision)
+    gan = DCGAN(s, device=device, precision=precision, up_block=up_block)
     run = DCGANRun(s, device, source, gan, loader, run_dir or default_run_dir(s.run_name, source), cache=cache)
     return run.start(gan.sample, nrow=int(s.n_samples ** 0.5), resume=resume, progress=progress)

@@ -346,3 +346,58 @@ def test_reveal_folds_the_source():
     block = getattr(shown, "data", shown)
     assert block.startswith("<details><summary>The course&#x27;s loss: click to open</summary>")
     assert "def discriminator_loss" in block and block.endswith("</details>")
+
+
+# --------------------------------------------------------------------------- notebook 02: the generator's up-block
+
+nn = torch.nn
+
+
+def block(conv=None, norm="bn", act="relu", order=("conv", "norm", "act"), k=4, s=2, p=1, bias=False):
+    """A plausible up_block, with one switch per mistake."""
+
+    def up_block(c_in, c_out):
+        layers = {
+            "conv": conv(c_in, c_out) if conv else nn.ConvTranspose2d(c_in, c_out, k, s, p, bias=bias),
+            "norm": {"bn": nn.BatchNorm2d(c_out), "in": nn.InstanceNorm2d(c_out, affine=True), None: None}[norm],
+            "act": {"relu": nn.ReLU(True), "leaky": nn.LeakyReLU(0.2, True), "tanh": nn.Tanh(), None: None}[act],
+        }
+        return nn.Sequential(*[layers[name] for name in order if layers[name] is not None])
+
+    return up_block
+
+
+UP_BLOCK_WRONG = [
+    ("padding 0", block(p=0), "the padding is wrong"),
+    ("stride 1", block(s=1), "does not double the size"),
+    ("kernel 3", block(k=3), "with a 3x3 kernel"),
+    ("kernel 2, stride 2, padding 0 (right size)", block(k=2, p=0), "a 2x2 kernel paints"),
+    ("Conv2d", block(conv=lambda i, o: nn.Conv2d(i, o, 4, 2, 1, bias=False)), "ordinary convolution"),
+    ("no batch norm", block(norm=None), "no normalisation"),
+    ("instance norm", block(norm="in"), "normalises with InstanceNorm2d"),
+    ("LeakyReLU", block(act="leaky"), "LeakyReLU is the discriminator's"),
+    ("tanh", block(act="tanh"), "uses Tanh"),
+    ("no activation", block(act=None), "no activation"),
+    ("activation before the norm", block(order=("conv", "act", "norm")), "come in the order"),
+    ("a bias before the batch norm", block(bias=True), "has a bias"),
+    ("halves instead of doubling the channels wrongly",
+     lambda c_in, c_out: block()(c_in, c_in), "must take c_in channels and give c_out"),
+]
+
+
+def test_the_right_up_block_passes_and_builds_the_generator():
+    from dataclasses import replace
+
+    from helpers import config, runs
+
+    assert "correct" in nb02.check_up_block(block())
+    s = replace(config.DCGAN, image_size=16, nz=4, ngf=4, ndf=4, n_samples=4)
+    mine, course = dcgan.DCGAN(s, up_block=block()), dcgan.DCGAN(s)
+    assert mine.G.up_block is not None and list(mine.G.state_dict()) == list(course.G.state_dict())
+    assert mine.G(torch.randn(2, 4)).shape == (2, 3, 16, 16)
+    assert any(name.endswith("up_block") for name in runs.code_fingerprint(mine))  # a changed block: a fresh run
+
+
+@pytest.mark.parametrize("name,fn,fragment", UP_BLOCK_WRONG, ids=[w[0] for w in UP_BLOCK_WRONG])
+def test_up_block_names_the_mistake(name, fn, fragment):
+    assert_caught(nb02.check_up_block, fn, [dcgan.up_block], fragment)

@@ -3,9 +3,11 @@
 - :func:`check_discriminator_loss`: ``discriminator_loss(real_logits, fake_logits)``;
 - :func:`check_generator_loss`: the non-saturating ``generator_loss(fake_logits)``;
 - :func:`check_minimax_generator_loss`: the minimax ``generator_loss_minimax(fake_logits)``;
-- :func:`check_gan_step`: ``gan_step(gan, real)``, one discriminator and one generator update.
+- :func:`check_gan_step`: ``gan_step(gan, real)``, one discriminator and one generator update;
+- :func:`check_up_block`: ``up_block(c_in, c_out)``, one block of the DCGAN generator.
 
-The references are :mod:`helpers.dcgan`'s functions and :meth:`helpers.dcgan.DCGAN.train_step`.
+The references are :mod:`helpers.dcgan`'s functions, :meth:`helpers.dcgan.DCGAN.train_step` and
+:func:`helpers.dcgan.up_block`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .. import config, dcgan
 from .core import ExerciseError, check_close, exercise_check, passed
@@ -326,4 +329,102 @@ def check_gan_step(step) -> str:
         "the generator's turn used the minimax loss: it trains with the model's non-saturating loss, gan.g_loss":
             lambda: _play(lambda g, r: _variant(g, r, g_loss=dcgan.generator_loss_minimax)),
     }, atol=1e-5, rtol=1e-4)
+    return passed(what)
+
+
+# --------------------------------------------------------------------------- the generator's up-block
+
+_OTHER_NORMS = (nn.InstanceNorm2d, nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d)
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.GELU, nn.SiLU, nn.PReLU)
+
+
+def _kind(m: nn.Module) -> str:
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        return "conv"
+    if isinstance(m, (nn.BatchNorm2d, *_OTHER_NORMS)):
+        return "norm"
+    if isinstance(m, _ACTIVATIONS):
+        return "act"
+    return type(m).__name__
+
+
+@exercise_check
+def check_up_block(fn) -> str:
+    """``fn(c_in, c_out)`` against :func:`helpers.dcgan.up_block`: its layers, its output's shape, its numbers."""
+    what = "up_block"
+    c_in, c_out, H = 8, 4, 5
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = fn(c_in, c_out)
+    if not isinstance(block, nn.Module):
+        raise ExerciseError(f"{what} should return a network module (an nn.Sequential of its layers), not "
+                            f"{type(block).__name__}")
+    leaves = [m for m in block.modules() if not list(m.children())]
+    convs = [m for m in leaves if _kind(m) == "conv"]
+    if any(type(m) is nn.Conv2d for m in convs):
+        raise ExerciseError(f"{what}: that is an ordinary convolution, which keeps or shrinks the image; the generator "
+                            "*grows* it, with a transposed convolution (the discriminator is the one that uses "
+                            "ordinary strided convolutions)")
+    if len(convs) != 1:
+        raise ExerciseError(f"{what} has {len(convs)} convolutions; a DCGAN block has exactly one, a transposed "
+                            "convolution, followed by its normalisation and activation")
+    conv = convs[0]
+    if (conv.in_channels, conv.out_channels) != (c_in, c_out):
+        raise ExerciseError(f"{what}({c_in}, {c_out}): the convolution maps {conv.in_channels} channels to "
+                            f"{conv.out_channels}; it must take c_in channels and give c_out")
+    k, st, pd = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    x = torch.randn(2, c_in, H, H, generator=torch.Generator().manual_seed(1))
+    block.train()
+    out = block(x)
+    if tuple(out.shape[-2:]) != (2 * H, 2 * H):
+        size = tuple(out.shape[-2:])
+        if st != 2:
+            raise ExerciseError(f"{what}: a {H}x{H} map came out {size[0]}x{size[1]}: with stride {st} the block does "
+                                "not double the size. The stride is the factor by which a transposed convolution "
+                                "spreads its input out")
+        if k != 4:
+            raise ExerciseError(f"{what}: a {H}x{H} map came out {size[0]}x{size[1]}, with a {k}x{k} kernel. DCGAN uses "
+                                "4x4 kernels; then choose the padding that gives exactly twice the size")
+        raise ExerciseError(f"{what}: a {H}x{H} map came out {size[0]}x{size[1]}, not {2 * H}x{2 * H}: the padding is "
+                            "wrong. A transposed convolution gives (H - 1) x stride - 2 x padding + kernel; solve that "
+                            "for an output of exactly 2H")
+    if k != 4:
+        raise ExerciseError(f"{what}: the size is right, but with a {k}x{k} kernel. With stride 2, a 2x2 kernel paints "
+                            "each input pixel into its own 2x2 square (blocky, no pixel sees its neighbours) and an odd "
+                            "one covers the output unevenly; DCGAN's 4x4 kernels overlap evenly")
+    norms = [m for m in leaves if _kind(m) == "norm"]
+    if not norms:
+        raise ExerciseError(f"{what} has no normalisation: DCGAN puts a batch norm after every convolution of the "
+                            "generator but the last, which is what keeps its training stable")
+    if not isinstance(norms[0], nn.BatchNorm2d):
+        raise ExerciseError(f"{what} normalises with {type(norms[0]).__name__}; DCGAN's recipe is batch "
+                            "normalisation, over the batch and the pixels of each channel")
+    if norms[0].num_features != c_out:
+        raise ExerciseError(f"{what}: the batch norm is sized for {norms[0].num_features} channels; it normalises "
+                            "the convolution's output, c_out channels")
+    acts = [m for m in leaves if _kind(m) == "act"]
+    if not acts:
+        raise ExerciseError(f"{what} has no activation: without a nonlinearity every block is linear, and the "
+                            "stacked blocks could only draw linear functions of the noise")
+    if isinstance(acts[0], nn.LeakyReLU):
+        raise ExerciseError(f"{what}: LeakyReLU is the discriminator's activation; the generator's hidden layers "
+                            "use the plain ReLU in DCGAN's recipe")
+    if not isinstance(acts[0], nn.ReLU):
+        raise ExerciseError(f"{what} uses {type(acts[0]).__name__}; the generator's hidden layers use ReLU (tanh "
+                            "belongs only to the output layer, which puts the image in [-1, 1])")
+    kinds = [_kind(m) for m in leaves]
+    if kinds != ["conv", "norm", "act"]:
+        raise ExerciseError(f"{what}'s layers come in the order {', '.join(type(m).__name__ for m in leaves)}; a "
+                            "DCGAN block is the convolution, then its normalisation, then the activation")
+    if conv.bias is not None:
+        raise ExerciseError(f"{what}: the transposed convolution has a bias. The batch norm right after it subtracts "
+                            "each channel's mean, which removes any bias: it is a parameter that cannot learn. Leave it out")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ref = dcgan.up_block(c_in, c_out)
+    with torch.no_grad():
+        for mine, theirs in zip(block.parameters(), ref.parameters()):
+            mine.copy_(theirs)
+    ref.train()
+    check_close(block(x), ref(x), what, atol=1e-5, rtol=1e-4)
     return passed(what)
