@@ -305,8 +305,12 @@ class Run:
         why = (f"Your {', '.join(mine)} changed since the {done}" if saved and mine else
                f"The {done} by the course's own functions, not by your {', '.join(mine)}" if mine else
                f"The {done} by your {', '.join(changed)}; the model now uses the course's own code")
+        untrained = getattr(self, "_untrained", None)
+        if untrained is None:  # a trainer not made by start(): nothing to start again from
+            raise RuntimeError(f"{why}; delete {self.run_dir} (or give this run another run_dir) to train it with "
+                               "the code you have now")
         self.run_dir.rename(old)
-        t.load_state_dict(copy.deepcopy(self._untrained))
+        t.load_state_dict(copy.deepcopy(untrained))
         t.resumed_from = None
         if self.snapshots is not None:
             self.snapshots(t)
