@@ -315,8 +315,11 @@ def test_cli_scores_the_conditional_dcgan_and_the_encoder(tmp_path):
                             "run = setup_inversion(data='toy', progress=False, verbose=False); run.real.train(); "
                             f"main(['--models', 'cdcgan-wide', 'encoder', '--out', {str(out)!r}, '--steps', '10'])")
     df = pd.read_csv(out.with_suffix(".csv"), na_values=["not measured"])
-    assert list(df["model"]) == ["real test faces (ceiling)", "cDCGAN (20-30 / 60+)", "encoder + cDCGAN"]
+    assert list(df["model"])[:3] == ["real test faces (ceiling)", "cDCGAN (20-30 / 60+)", "encoder + cDCGAN"]
+    assert (df["status"].iloc[3:] == "realism check").all()
     cdcgan, enc = df.iloc[1], df.iloc[2]
+    # Realism judges the change a model makes to its input: the encoder route has one, the cDCGAN none.
+    assert math.isnan(cdcgan["flagged unrealistic (%)"]) and 0 <= enc["flagged unrealistic (%)"] <= 100
     assert 0 <= cdcgan["age accuracy (%)"] <= 100 and np.isfinite(cdcgan["FID (course classifier features)"])
     assert math.isnan(cdcgan["cycle L1"]) and math.isnan(cdcgan["L1 to ground truth"])
     for col in ("age accuracy (%)", "cycle L1", "cycle SSIM", "L1 to ground truth", "traits kept (%)"):
