@@ -40,6 +40,62 @@ A line per setting then says whether it fits 12 GB and whether its notebook's tr
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+
+from . import config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m helpers.benchmark", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="exit codes: 0 done; 1 the benchmark cannot run here (the message says why, e.g. "
+                                        "--compile without a CUDA GPU); 2 usage error")
+    sub = ap.add_subparsers(dest="what", required=True)
+    d = sub.add_parser("data", help="toy faces per second; uint8 cache against plain decoding")
+    d.add_argument("--jpegs", help="folder of 200x200 JPEGs to decode (default: generated toy faces)",
+                   default=os.environ.get("UTKFACE_SAMPLE_DIR"))
+    d.add_argument("--n", type=int, default=23708, help="images to cache (UTKFace has 23,708)")
+    d.add_argument("--size", type=int, default=128)
+    d.add_argument("--toy-n", type=int, default=2000, help="toy faces to generate")
+    d.add_argument("--plain-n", type=int, default=0, help="decode only this many the plain way, then scale")
+    d.add_argument("--workers", type=int, default=0)
+    c = sub.add_parser("cyclegan", help="CycleGAN training pairs/s: the course's way against the plain way")
+    c.add_argument("--size", type=int, default=None, help="image size (default: the device's settings)")
+    c.add_argument("--batch", type=int, default=None,
+                   help="batch size of the course's way (default: the device's settings, 8 on a GPU, 1 on a CPU)")
+    c.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    c.add_argument("--steps", type=int, default=20, help="timed steps of the course's way")
+    c.add_argument("--plain-steps", type=int, default=0, help="timed steps of the plain way (default: --steps)")
+    c.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2; 10 with --compile)")
+    c.add_argument("--compile", action="store_true", help="torch.compile the networks (the course's way)")
+    c.add_argument("--generator", default=None, help="resnet or seed003 (default: the device's settings)")
+    c.add_argument("--ngf", type=int, default=None)
+    c.add_argument("--ndf", type=int, default=None)
+    c.add_argument("--n-blocks", type=int, default=None)
+    c.add_argument("--jpegs", help="folder of JPEGs to use (default: generated toy faces)",
+                   default=os.environ.get("UTKFACE_SAMPLE_DIR"))
+    b = sub.add_parser("budget", help="every GPU setting priced for a Colab T4: params, FLOPs, memory, checkpoints, "
+                                      "steps, minutes")
+    b.add_argument("--settings", default="", help=f"comma-separated names (default: all of {', '.join(config.GPU_SETTINGS)})")
+    b.add_argument("--share", default="0.25,0.4",
+                   help="shares of the T4's float16 peak to price at (default 0.25,0.4)")
+    b.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    return ap
+
+
+def main(argv=None):
+    """``python -m helpers.benchmark``: the arguments are parsed before torch is imported (see helpers.cli)."""
+    args = build_parser().parse_args(argv)
+    from . import benchmark as app  # the heavy part below; this module itself when imported
+
+    return app.run(args)
+
+
+if __name__ == "__main__":
+    main()  # each benchmark prints its table and returns its rows (for callers), not an exit status
+
+# ruff: noqa: E402 -- the heavy imports come after the command line, on purpose
 import dataclasses
 import io
 import math
@@ -477,45 +533,9 @@ def bench_budget(args) -> list[dict]:
 BENCHMARKS = {"data": bench_data, "cyclegan": bench_cyclegan, "budget": bench_budget}
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m helpers.benchmark", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="what", required=True)
-    d = sub.add_parser("data", help="toy faces per second; uint8 cache against plain decoding")
-    d.add_argument("--jpegs", help="folder of 200x200 JPEGs to decode (default: generated toy faces)",
-                   default=os.environ.get("UTKFACE_SAMPLE_DIR"))
-    d.add_argument("--n", type=int, default=23708, help="images to cache (UTKFace has 23,708)")
-    d.add_argument("--size", type=int, default=128)
-    d.add_argument("--toy-n", type=int, default=2000, help="toy faces to generate")
-    d.add_argument("--plain-n", type=int, default=0, help="decode only this many the plain way, then scale")
-    d.add_argument("--workers", type=int, default=0)
-    c = sub.add_parser("cyclegan", help="CycleGAN training pairs/s: the course's way against the plain way")
-    c.add_argument("--size", type=int, default=None, help="image size (default: the device's settings)")
-    c.add_argument("--batch", type=int, default=None,
-                   help="batch size of the course's way (default: the device's settings, 8 on a GPU, 1 on a CPU)")
-    c.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    c.add_argument("--steps", type=int, default=20, help="timed steps of the course's way")
-    c.add_argument("--plain-steps", type=int, default=0, help="timed steps of the plain way (default: --steps)")
-    c.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2; 10 with --compile)")
-    c.add_argument("--compile", action="store_true", help="torch.compile the networks (the course's way)")
-    c.add_argument("--generator", default=None, help="resnet or seed003 (default: the device's settings)")
-    c.add_argument("--ngf", type=int, default=None)
-    c.add_argument("--ndf", type=int, default=None)
-    c.add_argument("--n-blocks", type=int, default=None)
-    c.add_argument("--jpegs", help="folder of JPEGs to use (default: generated toy faces)",
-                   default=os.environ.get("UTKFACE_SAMPLE_DIR"))
-    b = sub.add_parser("budget", help="every GPU setting priced for a Colab T4: params, FLOPs, memory, checkpoints, "
-                                      "steps, minutes")
-    b.add_argument("--settings", default="", help=f"comma-separated names (default: all of {', '.join(config.GPU_SETTINGS)})")
-    b.add_argument("--share", default=",".join(str(x) for x in SHARES),
-                   help="shares of the T4's float16 peak to price at (default 0.25,0.4)")
-    b.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    args = ap.parse_args(argv)
+def run(args) -> int:
+    """The command line's work, once :func:`main` has parsed the arguments."""
     try:
         return BENCHMARKS[args.what](args)
     except CompileError as e:
         sys.exit(f"error: {e}")
-
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,7 @@ from helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Every ``python -m helpers.<app>`` with its own --help.
-APPS = ["age_photo", "evaluate", "pretrained"]
+APPS = ["age_photo", "evaluate", "pretrained", "benchmark"]
 
 
 def _imports(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
