@@ -99,6 +99,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown model(s) {', '.join(unknown)}: choose from all, {', '.join(MODEL_NAMES)}")
     if args.run_dir and len(names) != 1:
         parser.error("--run-dir needs exactly one --model")
+    if args.frames_between < 0:
+        parser.error(f"--frames-between {args.frames_between}: give 0 or more in-between ages for the animation")
     if args.size < 16:
         parser.error(f"--size {args.size} is too small: give the side of the aged faces in pixels, e.g. 256")
     if args.strength is not None:

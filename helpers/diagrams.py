@@ -42,7 +42,7 @@ C_G, C_D, C_LOSS, C_DATA, C_COND = "#cfe3f7", "#f9d6c6", "#d9534f", "#eeeeee", "
 
 def diagram_url(name: str, repo: str = colab.REPO, branch: str = colab.BRANCH, ext: str = "png") -> str:
     """``https://raw.githubusercontent.com/<repo>/<branch>/imgs/diagram_<name>.<ext>``: what the notebooks embed."""
-    return f"https://raw.githubusercontent.com/{repo}/{branch}/imgs/diagram_{name}.{ext}"
+    return colab.raw_image_url(f"diagram_{name}.{ext}", repo, branch)
 
 
 def embed(name: str, alt: str, width: int = 720) -> str:
