@@ -42,40 +42,13 @@ says so; nothing here needs the network.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import math
 import os
-import platform
 import sys
-import tempfile
-import time
-import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from . import config
 
-matplotlib.use("Agg")  # headless: the device has no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from safetensors import safe_open  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from . import agegan, benchmark, catalog, cdcgan, config, cyclegan, encoder, evaluate  # noqa: E402
-from . import metrics as M  # noqa: E402
-from .cache import build_cache  # noqa: E402
-from .runs import face_loader, with_length  # noqa: E402
-from .sources import load_faces  # noqa: E402
-from .splits import train_test_split  # noqa: E402
-from .training import Precision, pick_device  # noqa: E402
-
-#: A Colab T4's float16 tensor-core peak, and the faces of the full UTKFace (helpers.benchmark's).
-T4_FP16_TFLOPS = benchmark.T4_FP16_TFLOPS
-UTKFACE_FULL = benchmark.UTKFACE_FULL
 #: What one device run brings back: at most 8 files; and the course keeps each weight file under 8 MiB.
 MAX_FILES = 8
 MAX_FILE_BYTES = 8 * 2**20
@@ -117,6 +90,82 @@ NOTEBOOK_MODELS = ("dcgan", "cyclegan", "cdcgan", "cdcgan-wide", "encoder", "age
 
 class UsageError(Exception):
     """Bad input (a missing folder, no GPU): printed as one line, exit status 2."""
+
+
+def _int_list(text: str) -> tuple:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 8,32") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.gpu_check", description=__doc__,
+                                epilog="exit codes: 0 every check ran and the outputs fit; 1 a check failed or the "
+                                       "outputs are over the limits (the table says which); 2 usage error (no CUDA "
+                                       "GPU without SMOKE=1, no faces)",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--faces", default=None, help="folder of real UTKFace JPEGs (default: $GPU_CHECK_FACES or real/UTKFace)")
+    p.add_argument("--out", default=None, help="where to write (default: $OUT or outputs/gpu-check)")
+    p.add_argument("--budget", type=float, default=None, help=f"seconds of work in all (default {CHECK.budget_s:.0f})")
+    p.add_argument("--cyclegan-s", type=float, default=None, help=f"CycleGAN training seconds (default {CHECK.cyclegan_s:.0f})")
+    p.add_argument("--agegan-s", type=float, default=None, help=f"age-modulated GAN seconds (default {CHECK.agegan_s:.0f})")
+    p.add_argument("--batches", type=_int_list, default=None,
+                   help=f"batch sizes of the course's way, eager (default {','.join(map(str, CHECK.batches))})")
+    p.add_argument("--compile-batches", type=_int_list, default=None,
+                   help="batch sizes with torch.compile, CUDA only (default "
+                        f"{','.join(map(str, CHECK.compile_batches)) or 'none'}; '' for none)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice; 1 in smoke mode on a CPU)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: the best available; cpu needs SMOKE=1)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)  # before torch: --help and bad arguments answer at once
+    from . import gpu_check as app  # the heavy part (torch, the models): this module itself when imported
+
+    return app.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# --------------------------------------------------------------------------- the heavy part
+# ruff: noqa: E402 -- imported after the command line above, on purpose
+
+import dataclasses
+import json
+import math
+import platform
+import tempfile
+import time
+import traceback
+from dataclasses import replace
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the device has no display
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import agegan, benchmark, catalog, cdcgan, cyclegan, encoder, evaluate
+from . import metrics as M
+from .cache import build_cache
+from .runs import face_loader, with_length
+from .sources import load_faces
+from .splits import train_test_split
+from .training import Precision, pick_device
+
+#: A Colab T4's float16 tensor-core peak, and the faces of the full UTKFace (helpers.benchmark's).
+T4_FP16_TFLOPS = benchmark.T4_FP16_TFLOPS
+UTKFACE_FULL = benchmark.UTKFACE_FULL
 
 
 # --------------------------------------------------------------------------- measuring
@@ -809,34 +858,8 @@ def check_outputs(out: Path) -> list[str]:
     return problems
 
 
-def _int_list(text: str) -> tuple:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 8,32") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m helpers.gpu_check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--faces", default=None, help="folder of real UTKFace JPEGs (default: $GPU_CHECK_FACES or real/UTKFace)")
-    p.add_argument("--out", default=None, help="where to write (default: $OUT or outputs/gpu-check)")
-    p.add_argument("--budget", type=float, default=None, help=f"seconds of work in all (default {CHECK.budget_s:.0f})")
-    p.add_argument("--cyclegan-s", type=float, default=None, help=f"CycleGAN training seconds (default {CHECK.cyclegan_s:.0f})")
-    p.add_argument("--agegan-s", type=float, default=None, help=f"age-modulated GAN seconds (default {CHECK.agegan_s:.0f})")
-    p.add_argument("--batches", type=_int_list, default=None,
-                   help=f"batch sizes of the course's way, eager (default {','.join(map(str, CHECK.batches))})")
-    p.add_argument("--compile-batches", type=_int_list, default=None,
-                   help="batch sizes with torch.compile, CUDA only (default "
-                        f"{','.join(map(str, CHECK.compile_batches)) or 'none'}; '' for none)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice; 1 in smoke mode on a CPU)")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: the best available; cpu needs SMOKE=1)")
-    return p
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
+    """The check itself, for parsed arguments (see :func:`main`)."""
     t_start = time.perf_counter()
     k = replace(CHECK, **{f: v for f, v in (("budget_s", args.budget), ("cyclegan_s", args.cyclegan_s),
                                             ("agegan_s", args.agegan_s), ("batches", args.batches),
@@ -893,7 +916,3 @@ def main(argv=None) -> int:
     report.save()
     print("\n" + report.table(), flush=True)
     return 1 if report.failed or problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,17 +24,22 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from dataclasses import fields, replace
 from pathlib import Path
 
-import torch
-from PIL import Image
-
-from . import catalog, config, runs
-from .training import CheckpointMismatch, NonFiniteLoss, OutOfGPUMemory, pick_device
+from . import config
 
 EXIT_USAGE, EXIT_REFUSED, EXIT_MEMORY = 2, 3, 4
+
+#: The models' command-line names, titles and notebooks, so that --help needs no torch.
+#: tests/test_cli.py checks them against :data:`helpers.catalog.MODELS`, the table that trains them.
+MODEL_TITLES = {
+    "dcgan": ("DCGAN on faces", "02"),
+    "cyclegan": ("CycleGAN young <-> old", "03"),
+    "cdcgan": ("conditional DCGAN, the seed's age groups 20-30 / 40-50", "04"),
+    "cdcgan-wide": ("conditional DCGAN, the wider age gap of CDCGAN.wide_groups", "04"),
+    "encoder": ("encoder + conditional DCGAN", "05"),
+    "agegan": ("age-modulated GAN, one face to any age group", "06"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "3 incompatible checkpoint in the run folder, or a NaN loss; 4 out of GPU "
                                        "memory (the last checkpoint is kept)",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", choices=list(catalog.MODELS),
-                   help="; ".join(f"{k}: {v.title} (notebook {v.notebook[:2]})" for k, v in catalog.MODELS.items()))
+    p.add_argument("model", choices=list(MODEL_TITLES),
+                   help="; ".join(f"{k}: {title} (notebook {nb})" for k, (title, nb) in MODEL_TITLES.items()))
     p.add_argument("--data", default=None,
                    help="face source: auto (UTKFace when at hand, else toy), toy (offline), utkface, facial-age, "
                         f"imdb-wiki (default: FACEAGING_SOURCE or auto; now {config.DATA_SOURCE})")
@@ -75,6 +80,8 @@ def save_grid_copy(grid, dest, colors: int = 0) -> Path:
     """
     if colors and not 2 <= colors <= 256:
         raise ValueError(f"--grid-colors takes 2 to 256 colours (or 0 for an exact copy), not {colors}")
+    from PIL import Image
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not colors:
@@ -105,6 +112,54 @@ def parse_overrides(overrides) -> dict:
     return changes
 
 
+def _rerun_in_smoke_mode(argv) -> int:
+    """``--smoke`` after helpers.config was read in full mode: run the same command again with SMOKE=1.
+
+    A fresh process reads every size afresh; reloading modules in place would leave stale copies behind.
+    """
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--smoke"]
+    env = {**os.environ, "SMOKE": "1"}
+    return subprocess.run([sys.executable, "-m", "helpers.train", *argv], env=env).returncode
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.smoke and not config.SMOKE:
+        return _rerun_in_smoke_mode(argv)
+    from . import train as app  # the heavy part (torch, the models): this module itself when imported
+
+    if args.threads:
+        app.torch.set_num_threads(args.threads)
+    try:
+        app.train(app.catalog.get(args.model), args)
+    except ValueError as e:  # a bad --set, --epochs for a step-counted model ...
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (app.CheckpointMismatch, app.NonFiniteLoss) as e:  # the message says what to do; no traceback needed
+        print(f"\n{type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except app.OutOfGPUMemory as e:  # one sentence: the setting, the checkpoint kept, the batch to try
+        print(f"\n{e}", file=sys.stderr)
+        return EXIT_MEMORY
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# --------------------------------------------------------------------------- the heavy part
+# ruff: noqa: E402 -- imported after the command line above, on purpose
+
+import time
+from dataclasses import fields, replace
+
+import torch
+
+from . import catalog, runs
+from .training import CheckpointMismatch, NonFiniteLoss, OutOfGPUMemory, pick_device
+
+
 def run_settings(spec: catalog.ModelSpec, args, device, source: str):
     """The settings this command trains with: the model's for the device and source, with every change applied.
 
@@ -121,16 +176,6 @@ def run_settings(spec: catalog.ModelSpec, args, device, source: str):
     if args.batch_size is not None:
         changes["batch_size"] = args.batch_size
     return runs.with_length(replace(s, **changes), epochs=args.epochs, steps=args.steps), changes
-
-
-def _rerun_in_smoke_mode(argv) -> int:
-    """``--smoke`` after helpers.config was read in full mode: run the same command again with SMOKE=1.
-
-    A fresh process reads every size afresh; reloading modules in place would leave stale copies behind.
-    """
-    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--smoke"]
-    env = {**os.environ, "SMOKE": "1"}
-    return subprocess.run([sys.executable, "-m", "helpers.train", *argv], env=env).returncode
 
 
 def train(spec: catalog.ModelSpec, args) -> dict:
@@ -166,27 +211,3 @@ def train(spec: catalog.ModelSpec, args) -> dict:
     print(f"trained for {t_train:.0f}s (total {time.time() - t0:.0f}s). Results in {run.run_dir}: "
           + ", ".join(f"{k}={Path(v).name}" for k, v in out.items() if isinstance(v, Path)))
     return out
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.smoke and not config.SMOKE:
-        return _rerun_in_smoke_mode(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        train(catalog.get(args.model), args)
-    except ValueError as e:  # a bad --set, --epochs for a step-counted model ...
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (CheckpointMismatch, NonFiniteLoss) as e:  # the message says what to do; no traceback needed
-        print(f"\n{type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_REFUSED
-    except OutOfGPUMemory as e:  # one sentence: the setting, the checkpoint kept, the batch to try
-        print(f"\n{e}", file=sys.stderr)
-        return EXIT_MEMORY
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

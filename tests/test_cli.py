@@ -12,7 +12,7 @@ from helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Every ``python -m helpers.<app>`` with its own --help.
-APPS = ["age_photo", "evaluate", "pretrained", "benchmark"]
+APPS = ["age_photo", "evaluate", "pretrained", "benchmark", "train", "gpu_check"]
 
 
 def _imports(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -31,7 +31,8 @@ def test_help_does_not_import_torch(app):
 def test_usage_errors_exit_2_before_torch():
     for args in (["helpers.evaluate", "--strength-curve", "a,b"], ["helpers.evaluate", "--strength", "9"],
                  ["helpers.pretrained", "export", "agegan", "somewhere", "--strength", "0"],
-                 ["helpers.age_photo", "--example", "--model", "nope"]):
+                 ["helpers.age_photo", "--example", "--model", "nope"], ["helpers.train", "nope"],
+                 ["helpers.gpu_check", "--batches", "8,x"]):
         proc, names = _imports(*args)
         assert proc.returncode == 2, (args, proc.stderr[-500:])
         assert "torch" not in names and "Traceback" not in proc.stderr, args
@@ -65,3 +66,10 @@ def test_model_names_match_the_catalogs():
     assert set(age_photo.MODEL_NAMES) == set(age_photo.AGERS)
     assert tuple(evaluate.MODEL_NAMES) == tuple(evaluate.MODELS)
     assert set(pretrained.SHIPPED_NAMES) == set(pretrained.SHIPPED)
+
+
+def test_train_titles_match_the_catalog():
+    from helpers import catalog, train
+
+    assert {k: v for k, v in train.MODEL_TITLES.items()} == {
+        k: (m.title, m.notebook[:2]) for k, m in catalog.MODELS.items()}
