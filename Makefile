@@ -32,7 +32,7 @@ lab: setup toyfaces
 	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
 
 test: setup
-	SMOKE=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --durations=15
+	SMOKE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest notebooks tests --nbval-lax -n 2 --dist loadfile --durations=25
 
 bench: setup
 	$(BIN)/python -m helpers.benchmark data

@@ -66,3 +66,30 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "real_utkface_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.sample)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs two pytest-xdist workers with ``--dist loadfile``: each test file stays whole on one
+    worker (its module fixtures are built once), and all the notebooks run in order on one worker, since a
+    notebook reuses the runs of the notebooks before it (05 inverts 04's generator, 07 scores 03-06)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NotebooksTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return "notebooks" if file.endswith(".ipynb") else file
+
+    return NotebooksTogether(config, log)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread_per_worker():
+    """Under pytest-xdist each worker has a core of its own: one torch thread each, so that they do not spin."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+    yield
