@@ -702,6 +702,9 @@ class FIDChoice:
     kind: str
     reason: str
     weights: str | None = None  # an explicit Inception weight file (None: torch.hub's cache)
+    #: The distance itself, from the two sets of features (N, D) as numpy arrays (notebook 07's exercise gives the
+    #: student's); None: torchmetrics computes it.
+    formula: object = None
 
     @property
     def label(self) -> str:
@@ -784,6 +787,41 @@ class _Features(nn.Module):
         return self.net.features(x).double()
 
 
+def fid_from_features(real, fake) -> float:
+    """The Fréchet distance between Gaussians fitted to two sets of features, ``(N, D)`` and ``(M, D)``.
+
+    ``|mu_r - mu_g|^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2))`` with unbiased covariances (divided by N - 1, as
+    torchmetrics does). The trace of the matrix square root is the sum of the square roots of the
+    eigenvalues of ``S_r S_g``, which are real and non-negative (up to rounding) for two covariances.
+    """
+    real, fake = (np.asarray(torch.as_tensor(f).double().cpu(), dtype=np.float64) for f in (real, fake))
+    mu_r, mu_g = real.mean(0), fake.mean(0)
+    cov_r, cov_g = np.cov(real, rowvar=False, ddof=1), np.cov(fake, rowvar=False, ddof=1)
+    eig = np.linalg.eigvals(np.atleast_2d(cov_r) @ np.atleast_2d(cov_g))
+    tr_sqrt = np.sqrt(np.clip(eig.real, 0, None)).sum()
+    return float(((mu_r - mu_g) ** 2).sum() + np.trace(np.atleast_2d(cov_r)) + np.trace(np.atleast_2d(cov_g))
+                 - 2 * tr_sqrt)
+
+
+def fid_features(images, choice: FIDChoice, classifier: FaceCNN | None = None, batch_size: int = 64,
+                 device="cpu") -> torch.Tensor:
+    """The features FID compares, ``(N, D)`` float64 on the CPU: Inception-v3's pool features, or the stand-in's."""
+    if choice.kind == "inception":
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        net = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=choice.weights).inception.to(device)
+        prep = lambda x: (to_unit(x) * 255).round().to(torch.uint8)  # noqa: E731 -- what torchmetrics feeds it
+    elif choice.kind == "stand-in":
+        if classifier is None:
+            raise ValueError("the stand-in FID needs the age classifier whose features it uses")
+        net, prep = _Features(classifier), _as_float
+    else:
+        raise ValueError(f"unknown FID kind {choice.kind!r}")
+    with torch.no_grad():
+        out = [net(prep(chunk).to(device)).double().cpu() for chunk in torch.as_tensor(images).split(batch_size)]
+    return torch.cat(out).reshape(len(images), -1)
+
+
 def frechet_distance(real, fake, choice: FIDChoice, classifier: FaceCNN | None = None, batch_size: int = 64,
                      device="cpu") -> float:
     """FID between faces ``real`` and ``fake`` (uint8 or [-1, 1], any size), computed by ``torchmetrics``.
@@ -791,7 +829,12 @@ def frechet_distance(real, fake, choice: FIDChoice, classifier: FaceCNN | None =
     ``choice.kind == "inception"``: Inception-v3 pool features at 299 px. ``"stand-in"``: the
     penultimate features of ``classifier`` (the course's age classifier). Needs two or more faces on
     each side; more than the feature width (2048, or the classifier's) for a stable covariance.
+    With ``choice.formula`` set (notebook 07 gives the student's), the same features go to that
+    function instead of torchmetrics' own distance.
     """
+    if choice.formula is not None:
+        feats = [fid_features(x, choice, classifier, batch_size, device).numpy() for x in (real, fake)]
+        return float(choice.formula(*feats))
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     if choice.kind == "inception":

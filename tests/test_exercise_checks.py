@@ -401,3 +401,70 @@ def test_the_right_up_block_passes_and_builds_the_generator():
 @pytest.mark.parametrize("name,fn,fragment", UP_BLOCK_WRONG, ids=[w[0] for w in UP_BLOCK_WRONG])
 def test_up_block_names_the_mistake(name, fn, fragment):
     assert_caught(nb02.check_up_block, fn, [dcgan.up_block], fragment)
+
+
+# --------------------------------------------------------------------------- notebook 07: FID from features
+
+
+def fid_variant(mistake: str = ""):
+    """A plausible fid_from_features written with numpy and scipy, with one switch per mistake."""
+    import numpy as np
+    from scipy import linalg
+
+    def fid_from_features(real, fake):
+        axis = 1 if mistake == "mean over features" else 0
+        mu_r, mu_g = real.mean(axis), fake.mean(axis)
+        rowvar = mistake == "rowvar"
+        ddof = 0 if mistake == "ddof" else 1
+        s_r, s_g = np.cov(real, rowvar=rowvar, ddof=ddof), np.cov(fake, rowvar=rowvar, ddof=ddof)
+        if mistake == "elementwise sqrt":
+            cross = np.sqrt(s_r @ s_g)
+        elif mistake == "no sqrt":
+            cross = s_r @ s_g
+        elif mistake == "separate roots":
+            cross = linalg.sqrtm(s_r).real @ linalg.sqrtm(s_g).real
+        else:
+            cross = linalg.sqrtm(s_r @ s_g)
+            if mistake != "complex":
+                cross = cross.real
+        diff = np.sum((mu_r - mu_g) ** 2)
+        if mistake == "norm":
+            diff = np.sqrt(diff)
+        if mistake == "no mean":
+            diff = 0.0
+        two = {"no 2": 1.0, "plus": -2.0}.get(mistake, 2.0)
+        value = diff + np.trace(s_r) + np.trace(s_g) - two * np.trace(cross)
+        if mistake == "complex":
+            return complex(value) + 1e-9j
+        if mistake == "per feature":
+            return (mu_r - mu_g) ** 2
+        return value
+
+    return fid_from_features
+
+
+def test_the_right_fid_passes_and_agrees_with_torchmetrics():
+    from helpers.exercises import nb07
+
+    assert "correct" in nb07.check_fid(fid_variant())
+
+
+@pytest.mark.parametrize("mistake, fragment", [
+    ("no mean", "distance between the two means"),
+    ("norm", "not squared"),
+    ("no 2", "factor 2"),
+    ("plus", "wrong sign"),
+    ("no sqrt", "without its square root"),
+    ("separate roots", "unless the two commute"),
+    ("ddof", "N - 1"),
+    ("rowvar", "rowvar=False"),
+    ("mean over features", "over the faces"),
+    ("elementwise sqrt", "each *entry*"),
+    ("complex", "complex number"),
+    ("per feature", "one number"),
+])
+def test_fid_names_the_mistake(mistake, fragment):
+    from helpers import metrics
+    from helpers.exercises import nb07
+
+    assert_caught(nb07.check_fid, fid_variant(mistake), [metrics.fid_from_features], fragment)
