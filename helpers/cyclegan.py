@@ -251,6 +251,22 @@ def make_generator(style: str = "resnet", ngf: int = 64, n_blocks: int = 9, resi
         raise ValueError(f"no generator design {style!r}; choose one of {sorted(GENERATORS)}") from None
 
 
+def patch_discriminator(ndf: int = 64, n_layers: int = 3) -> nn.Sequential:
+    """The layers of a PatchGAN discriminator (see :class:`PatchDiscriminator`), as one ``nn.Sequential``.
+
+    Notebook 03's exercise writes the same function; :class:`PatchDiscriminator` lays either one's layers out.
+    """
+    layers = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+    ch = ndf
+    for n in range(1, n_layers + 1):
+        out = ndf * min(2**n, 8)
+        stride = 2 if n < n_layers else 1
+        layers += [nn.Conv2d(ch, out, 4, stride, 1, bias=False), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
+        ch = out
+    layers += [nn.Conv2d(ch, 1, 4, 1, 1)]
+    return nn.Sequential(*layers)
+
+
 class PatchDiscriminator(nn.Module):
     """PatchGAN (Isola et al., 2017): ``(B, 3, S, S)`` -> ``(B, 1, S', S')``, one score per image patch.
 
@@ -259,19 +275,18 @@ class PatchDiscriminator(nn.Module):
     on all but the first layer. With ``n_layers=3`` each output sees a 70x70 patch of the input
     (:func:`receptive_field`); at 128 px the output is 14x14 scores, at 64 px 6x6. The scores are
     raw (no sigmoid): the LSGAN loss regresses them to 1 or 0.
+
+    ``layers(ndf, n_layers)`` builds the layers (default :func:`patch_discriminator`; notebook 03's
+    exercise gives the student's). They are laid into ``net`` one by one, so the weights' names, and
+    the checkpoints, are the same whoever wrote them.
     """
 
-    def __init__(self, ndf: int = 64, n_layers: int = 3):
+    def __init__(self, ndf: int = 64, n_layers: int = 3, layers=None):
         super().__init__()
-        layers = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        ch = ndf
-        for n in range(1, n_layers + 1):
-            out = ndf * min(2**n, 8)
-            stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ch, out, 4, stride, 1, bias=False), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
-            ch = out
-        layers += [nn.Conv2d(ch, 1, 4, 1, 1)]
-        self.net = nn.Sequential(*layers)
+        if layers is not None:
+            self.patch_layers = layers  # the student's, recorded (a run's code fingerprint reads it)
+        made = (layers or patch_discriminator)(ndf, n_layers)
+        self.net = nn.Sequential(*[m for m in made.modules() if not list(m.children())])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -423,13 +438,14 @@ class CycleGAN(Trainable):
     faces, ``translate(x, "B2A")`` rejuvenates them.
 
     ``compile=True`` runs the networks through ``torch.compile`` (worth it on a GPU for long
-    runs; the first steps are slow while it compiles).
+    runs; the first steps are slow while it compiles). ``discriminator(ndf, n_layers)`` builds the
+    layers of both discriminators (default :func:`patch_discriminator`; notebook 03's exercise).
     """
 
     name = "cyclegan"
 
     def __init__(self, settings=None, *, device="cpu", precision: Precision | None = None, compile: bool = False,
-                 **changes):
+                 discriminator=None, **changes):
         s = replace(settings or config.CYCLEGAN, **changes)  # e.g. CycleGAN(ngf=16) for a quick experiment
         image_size, generator = s.image_size, s.generator
         if image_size % (8 if generator == "seed003" else 4):
@@ -458,8 +474,8 @@ class CycleGAN(Trainable):
             self.networks = {
                 "G_AB": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample)),
                 "G_BA": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample)),
-                "D_A": build(PatchDiscriminator(ndf, n_layers_D)),
-                "D_B": build(PatchDiscriminator(ndf, n_layers_D)),
+                "D_A": build(PatchDiscriminator(ndf, n_layers_D, layers=discriminator)),
+                "D_B": build(PatchDiscriminator(ndf, n_layers_D, layers=discriminator)),
             }
             if self.lambda_age > 0:  # the auxiliary young/old classifier (its own network, not the judge)
                 # PyTorch's default initialisation: N(0, 0.02) would shrink the signal through its unnormalised layers
@@ -854,7 +870,8 @@ class CycleGANRun(Run):
 
 def setup_cyclegan(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                    young=None, old=None, max_images: int | None = None, resume: bool = True,
-                   progress: bool = True, verbose: bool = True, compile: bool = False) -> CycleGANRun:
+                   progress: bool = True, verbose: bool = True, compile: bool = False,
+                   discriminator=None) -> CycleGANRun:
     """Faces, domains, model, trainer and result snapshots for a CycleGAN run, resumed from ``run_dir`` if it has one.
 
     ``data``: a face source (default ``config.DATA_SOURCE``, "auto": UTKFace when at hand, toy
@@ -862,6 +879,8 @@ def setup_cyclegan(settings=None, data: str | None = None, data_path=None, devic
     50+ for UTKFace and the toy faces). ``settings``: a :class:`helpers.config.CycleGANSettings`
     (default: :func:`default_settings` for the device and source). ``compile=True`` runs the
     networks through ``torch.compile`` (for long GPU runs; the first steps wait for the compiler).
+    ``discriminator(ndf, n_layers)``: the layers of both discriminators (default
+    :func:`patch_discriminator`; notebook 03 gives the student's).
     """
     device = pick_device(device)
     source, train_df, test_df = load_split(data, data_path, max_images, verbose)
@@ -876,7 +895,7 @@ def setup_cyclegan(settings=None, data: str | None = None, data_path=None, devic
     batches = UnpairedBatches(face_loader(caches[0], s.batch_size, device, precision, s.seed, crop=s.image_size),
                               face_loader(caches[1], s.batch_size, device, precision, s.seed + 1, crop=s.image_size),
                               device=device)
-    model = CycleGAN(s, device=device, precision=precision, compile=compile)
+    model = CycleGAN(s, device=device, precision=precision, compile=compile, discriminator=discriminator)
     run = CycleGANRun(s, device, source, model, batches, run_dir or default_run_dir(s.run_name, source),
                       young=young, old=old, train_a=caches[0], train_b=caches[1], test_a=caches[2], test_b=caches[3])
     return run.start(lambda: run.results(truth=False)[0], nrow=min(s.n_show, len(caches[2]), len(caches[3])),

@@ -468,3 +468,74 @@ def test_fid_names_the_mistake(mistake, fragment):
     from helpers.exercises import nb07
 
     assert_caught(nb07.check_fid, fid_variant(mistake), [metrics.fid_from_features], fragment)
+
+
+# --------------------------------------------------------------------------- notebook 03: the PatchGAN discriminator
+
+
+def patch_variant(mistake: str = ""):
+    """A plausible patch_discriminator, with one switch per mistake."""
+    from torch import nn
+
+    def patch_discriminator(ndf, n_layers):
+        k = 3 if mistake == "kernel 3" else 4
+        pad = 0 if mistake == "no padding" else 1
+
+        def act():
+            if mistake == "relu":
+                return nn.ReLU(True)
+            return nn.LeakyReLU() if mistake == "slope" else nn.LeakyReLU(0.2, True)
+
+        def norm(c):
+            return nn.BatchNorm2d(c) if mistake == "batch norm" else nn.InstanceNorm2d(c)
+
+        layers = [nn.Conv2d(3, ndf, k, 2, pad)] + ([norm(ndf)] if mistake == "first norm" else []) + [act()]
+        ch = ndf
+        last = n_layers - 1 if mistake == "no widening layer" else n_layers
+        for n in range(1, last + 1):
+            out = ndf if mistake == "constant width" else ndf * min(2**n, 8)
+            stride = 2 if (n < n_layers or mistake == "all stride 2") else 1
+            layers += [nn.Conv2d(ch, out, k, stride, pad, bias=mistake == "bias"), norm(out), act()]
+            ch = out
+        layers += [nn.Conv2d(ch, 1, k, 1, pad)]
+        if mistake == "sigmoid":
+            layers += [nn.Sigmoid()]
+        if mistake == "norm at the end":
+            layers += [nn.InstanceNorm2d(1)]
+        return nn.Sequential(*layers)
+
+    return patch_discriminator
+
+
+def test_the_right_patch_discriminator_passes_and_builds_both_discriminators():
+    from dataclasses import replace
+
+    from helpers import config, runs
+
+    fn = patch_variant()
+    assert "correct" in nb03.check_patch_discriminator(fn)
+    s = replace(config.CYCLEGAN_CPU, ngf=4, ndf=8, n_blocks=1)
+    mine, course = cyclegan.CycleGAN(s, discriminator=fn), cyclegan.CycleGAN(s)
+    for name in ("D_A", "D_B"):
+        assert list(mine.networks[name].state_dict()) == list(course.networks[name].state_dict())
+        for a, b in zip(mine.networks[name].state_dict().values(), course.networks[name].state_dict().values()):
+            assert torch.equal(a, b)  # the same seed gives the same starting weights, whoever wrote the layers
+    assert any(k.endswith("patch_discriminator") for k in runs.code_fingerprint(mine))  # a changed one: a fresh run
+
+
+@pytest.mark.parametrize("mistake, fragment", [
+    ("sigmoid", "sigmoid"),
+    ("batch norm", "instance norm"),
+    ("first norm", "first layer has no norm"),
+    ("relu", "LeakyReLU"),
+    ("slope", "0.2"),
+    ("all stride 2", "patch of the input"),
+    ("kernel 3", "4x4 kernels"),
+    ("no padding", "pads by 1 pixel"),
+    ("bias", "cannot learn"),
+    ("constant width", "double at each layer"),
+    ("norm at the end", "raw output"),
+    ("no widening layer", "convolutions"),
+])
+def test_patch_discriminator_names_the_mistake(mistake, fragment):
+    assert_caught(nb03.check_patch_discriminator, patch_variant(mistake), [cyclegan.patch_discriminator], fragment)

@@ -4,7 +4,8 @@
 - :func:`check_cycle_loss`: ``cycle_loss(reconstructed, original, weight)``;
 - :func:`check_identity_losses`: ``identity_losses(G_AB, G_BA, real_a, real_b, weight) -> dict``;
 - :func:`check_pool_query`: ``pool_query(pool, images)``, the history of fakes;
-- :func:`check_generator_losses`: ``generator_losses(model, real_a, real_b) -> (losses, fake_a, fake_b)``.
+- :func:`check_generator_losses`: ``generator_losses(model, real_a, real_b) -> (losses, fake_a, fake_b)``;
+- :func:`check_patch_discriminator`: ``patch_discriminator(ndf, n_layers)``, the discriminators' layers.
 
 The references are :class:`helpers.layers.LSGANLoss`, :class:`helpers.layers.WeightedL1`,
 :meth:`helpers.cyclegan.ImagePool.__call__` and :func:`helpers.cyclegan.generator_losses`.
@@ -16,6 +17,7 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .. import config, cyclegan
 from ..layers import LSGANLoss, WeightedL1
@@ -319,3 +321,136 @@ def _same_gradients(model, k: str, got: torch.Tensor, want: torch.Tensor, what: 
                 for a, b in zip(g_got, g_want)):
             raise ExerciseError(f"{what}['{k}'] has the right value but a different gradient for {name} than the "
                                 "reference's: part of it was computed from detached tensors or outside the graph")
+
+
+# --------------------------------------------------------------------------- the PatchGAN discriminator
+
+_NORMS = (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)
+_ACTS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.GELU, nn.SiLU, nn.PReLU)
+
+
+def _leaves(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if not list(m.children())]
+
+
+def _kind(m: nn.Module) -> str:
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        return "conv"
+    if isinstance(m, _NORMS):
+        return "norm"
+    if isinstance(m, _ACTS):
+        return "act"
+    return type(m).__name__
+
+
+def _field(convs) -> int:
+    """How many input pixels across one output score sees, walking back through the convolutions."""
+    r = 1
+    for c in reversed(convs):
+        r = (r - 1) * c.stride[0] + c.kernel_size[0]
+    return r
+
+
+@exercise_check
+def check_patch_discriminator(fn) -> str:
+    """``fn(ndf, n_layers)`` against :func:`helpers.cyclegan.patch_discriminator`: layers, patch size, widths, numbers."""
+    what = "patch_discriminator"
+    for ndf, n_layers in ((8, 3), (4, 2)):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = fn(ndf, n_layers)
+        if not isinstance(net, nn.Module):
+            raise ExerciseError(f"{what} should return a network module (an nn.Sequential of its layers), not "
+                                f"{type(net).__name__}")
+        leaves = _leaves(net)
+        kinds = [_kind(m) for m in leaves]
+        convs = [m for m in leaves if kinds[leaves.index(m)] == "conv"]
+        label = f"{what}({ndf}, {n_layers})"
+        if any(isinstance(m, nn.Sigmoid) for m in leaves):
+            raise ExerciseError(f"{label} ends in a sigmoid. CycleGAN's least-squares loss regresses the raw scores "
+                                "to 1 and 0; squashed through a sigmoid, a confident wrong score gives almost no "
+                                "gradient, which is what LSGAN was chosen to avoid")
+        if not convs or convs[0].in_channels != 3:
+            raise ExerciseError(f"{label}: the first convolution must read the image's 3 colour channels")
+        if len(convs) != n_layers + 2:
+            raise ExerciseError(f"{label} has {len(convs)} convolutions; a PatchGAN with n_layers={n_layers} has "
+                                f"{n_layers + 2}: n_layers that halve the image, one more at full stride 1 that widens, "
+                                "and the last one that turns the features into one score per patch")
+        if convs[-1].out_channels != 1:
+            raise ExerciseError(f"{label}: the last convolution gives {convs[-1].out_channels} channels; each patch "
+                                "gets one score, so it gives 1")
+        if kinds[-1] != "conv":
+            raise ExerciseError(f"{label} ends with {type(leaves[-1]).__name__} after its last convolution: the scores "
+                                "are the last convolution's raw output, with nothing after it (a norm would force "
+                                "their average to 0, an activation would clip them)")
+        sizes = [c.kernel_size[0] for c in convs]
+        field, want_field = _field(convs), cyclegan.receptive_field(n_layers)
+        if field != want_field:
+            strides = [c.stride[0] for c in convs]
+            raise ExerciseError(f"{label}: each score sees a {field}x{field} patch of the input (kernels {sizes}, "
+                                f"strides {strides}); the PatchGAN's is {want_field}x{want_field}. It uses 4x4 kernels "
+                                "throughout, stride 2 for the layers that shrink the image and stride 1 for the last "
+                                "two; a field of r pixels becomes (r - 1) x stride + kernel one layer further back")
+        widths = [c.out_channels for c in convs[:-1]]
+        want_widths = [ndf * min(2**n, 8) for n in range(n_layers + 1)]
+        if widths != want_widths:
+            raise ExerciseError(f"{label}: the layers are {widths} channels wide; they start at ndf and double at "
+                                f"each layer, up to 8 x ndf: {want_widths}")
+        pads = [c.padding[0] if isinstance(c.padding, tuple) else c.padding for c in convs]
+        if pads != [1] * len(convs):
+            raise ExerciseError(f"{label}: the convolutions pad by {pads}; every convolution pads by 1 pixel, so that "
+                                "4x4 kernels with stride 2 halve the image exactly and the stride-1 layers keep "
+                                "(nearly) its size")
+        x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        net.train()
+        out = net(x)
+        ref = cyclegan.patch_discriminator(ndf, n_layers).train()
+        want_shape = tuple(ref(x).shape)
+        if tuple(out.shape) != want_shape:
+            raise ExerciseError(f"{label}: a 32x32 image gives scores of shape {tuple(out.shape)}, not {want_shape}. "
+                                "With the kernels and strides right, that is the padding: every convolution pads "
+                                "by 1 pixel")
+        norms = [(i, m) for i, m in enumerate(leaves) if kinds[i] == "norm"]
+        first_conv = leaves.index(convs[0])
+        if any(i < leaves.index(convs[1]) for i, _ in norms):
+            raise ExerciseError(f"{label} normalises the first layer's output. The first layer has no norm (Isola et "
+                                "al., and DCGAN before them): normalising features computed straight from the image "
+                                "throws away its overall brightness and contrast, which a discriminator should see")
+        if len(norms) != n_layers:
+            raise ExerciseError(f"{label} has {len(norms)} normalisation layers; every convolution between the first "
+                                f"and the last is followed by one ({n_layers} in all)")
+        if any(isinstance(m, nn.BatchNorm2d) for _, m in norms):
+            raise ExerciseError(f"{label} uses batch norm. CycleGAN trains on batches of one face (on a CPU here), "
+                                "where batch statistics are those of one image and change from step to step; it "
+                                "normalises each image on its own, with instance norm")
+        if not all(isinstance(m, nn.InstanceNorm2d) for _, m in norms):
+            raise ExerciseError(f"{label} normalises with {type(norms[0][1]).__name__}; the PatchGAN uses instance norm")
+        acts = [m for i, m in enumerate(leaves) if kinds[i] == "act"]
+        if len(acts) != n_layers + 1:
+            raise ExerciseError(f"{label} has {len(acts)} activations; every convolution but the last is followed by "
+                                f"one ({n_layers + 1} in all)")
+        if not all(isinstance(m, nn.LeakyReLU) for m in acts):
+            bad = next(m for m in acts if not isinstance(m, nn.LeakyReLU))
+            raise ExerciseError(f"{label} uses {type(bad).__name__}; a discriminator uses LeakyReLU, so that "
+                                "negative features still pass a gradient back to the generator")
+        if any(abs(m.negative_slope - 0.2) > 1e-6 for m in acts):
+            slope = next(m.negative_slope for m in acts if abs(m.negative_slope - 0.2) > 1e-6)
+            raise ExerciseError(f"{label}: LeakyReLU with slope {slope:g}; the recipe (DCGAN's, kept by pix2pix and "
+                                "CycleGAN) uses 0.2")
+        biased = [c for c in convs[1:-1] if c.bias is not None]
+        if biased:
+            raise ExerciseError(f"{label}: a convolution followed by instance norm has a bias. The norm subtracts each "
+                                "channel's mean, which removes any bias: a parameter that cannot learn. Leave it out "
+                                "there (the first and last convolutions, with no norm after them, keep theirs)")
+        if convs[0].bias is None or convs[-1].bias is None:
+            raise ExerciseError(f"{label}: the first and the last convolutions have no norm after them, so they keep "
+                                "their bias")
+        if [_kind(m) for m in leaves[first_conv:]] != [_kind(m) for m in _leaves(ref)]:
+            order = ", ".join(type(m).__name__ for m in leaves)
+            raise ExerciseError(f"{label}'s layers come in the order {order}; each layer is its convolution, then "
+                                "(from the second on) the norm, then the activation")
+        with torch.no_grad():
+            for mine, theirs in zip(net.parameters(), ref.parameters()):
+                mine.copy_(theirs)
+        check_close(net(x), ref(x), label, atol=1e-5, rtol=1e-4)
+    return passed(what)
