@@ -228,8 +228,24 @@ class Encoder(nn.Module):
         return self.net(x)
 
 
+def modulated_res_block(block: nn.Module, h: torch.Tensor, mod1: tuple, mod2: tuple) -> torch.Tensor:
+    """The forward pass of a :class:`_ModulatedResBlock`: ``h + AdaIN2(conv2(ReLU(AdaIN1(conv1(h)))))``.
+
+    ``mod1`` and ``mod2`` are the ``(gamma, beta)`` pairs of the block's first and second AdaIN. Nothing
+    follows the sum: the block adds a change to ``h`` and leaves the rest as it is.
+    """
+    y = F.relu(block.norm1(block.conv1(h), *mod1))
+    return h + block.norm2(block.conv2(y), *mod2)
+
+
 class _ModulatedResBlock(nn.Module):
-    """``h + conv-AdaIN-ReLU-conv-AdaIN(h)``: a residual block whose two norms take the age's scale and shift."""
+    """``h + conv-AdaIN-ReLU-conv-AdaIN(h)``: a residual block whose two norms take the age's scale and shift.
+
+    ``wiring(block, h, mod1, mod2)`` is its forward pass (:func:`modulated_res_block`; :meth:`AgeGAN.use`
+    gives every block the student's own, notebook 06's exercise).
+    """
+
+    wiring = staticmethod(modulated_res_block)
 
     def __init__(self, channels: int):
         super().__init__()
@@ -239,8 +255,7 @@ class _ModulatedResBlock(nn.Module):
         self.norm2 = AdaIN(channels)
 
     def forward(self, h, mod1, mod2):
-        y = F.relu(self.norm1(self.conv1(h), *mod1))
-        return h + self.norm2(self.conv2(y), *mod2)
+        return self.wiring(self, h, mod1, mod2)
 
 
 class _ModulatedUp(nn.Module):
@@ -579,10 +594,13 @@ class AgeGAN(Trainable):
         # Targets come from their own random generator, so checkpoints can carry its state.
         self.target_rng = torch.Generator().manual_seed(seed + 1)
 
-    def use(self, adain=None, age_loss_D=None, age_loss_G=None, cycle_loss=None, aux_loss_C=None) -> "AgeGAN":
+    def use(self, adain=None, age_loss_D=None, age_loss_G=None, cycle_loss=None, aux_loss_C=None,
+            res_block=None) -> "AgeGAN":
         """Train with these functions from now on (None keeps the current one); returns the model.
 
-        ``adain(x, gamma, beta)`` goes into every AdaIN layer of the generator(s);
+        ``adain(x, gamma, beta)`` goes into every AdaIN layer of the generator(s), and
+        ``res_block(block, h, mod1, mod2)`` becomes the forward pass of every modulated residual block
+        (:func:`modulated_res_block`);
         ``age_loss_D(real_logits, source, fake_logits, target)``, ``age_loss_G(fake_logits,
         source, target)`` and ``cycle_loss(G_back, real, source, fake, target)`` are the
         unweighted terms of :func:`age_loss_D`, :func:`age_loss_G` and :func:`cycle_loss`
@@ -591,7 +609,7 @@ class AgeGAN(Trainable):
         (:func:`aux_loss_C`; used when ``age_aux_fakes`` is on).
         """
         given = dict(adain=adain, age_loss_D=age_loss_D, age_loss_G=age_loss_G, cycle_loss=cycle_loss,
-                     aux_loss_C=aux_loss_C)
+                     aux_loss_C=aux_loss_C, res_block=res_block)
         for name, fn in given.items():
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be a function, not {type(fn).__name__}")
@@ -601,6 +619,12 @@ class AgeGAN(Trainable):
                     for m in net.modules():
                         if isinstance(m, AdaIN):
                             m.modulate = adain
+        if res_block is not None:
+            for key, net in self.networks.items():
+                if key != "D":
+                    for m in net.modules():
+                        if isinstance(m, _ModulatedResBlock):
+                            m.wiring = res_block
         for name in ("age_loss_D", "age_loss_G", "cycle_loss", "aux_loss_C"):
             if given[name] is not None:
                 setattr(self, name, given[name])

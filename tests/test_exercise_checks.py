@@ -539,3 +539,62 @@ def test_the_right_patch_discriminator_passes_and_builds_both_discriminators():
 ])
 def test_patch_discriminator_names_the_mistake(mistake, fragment):
     assert_caught(nb03.check_patch_discriminator, patch_variant(mistake), [cyclegan.patch_discriminator], fragment)
+
+
+# --------------------------------------------------------------------------- notebook 06: the modulated residual block
+
+
+def res_block_variant(mistake: str = ""):
+    """A plausible modulated_res_block, with one switch per mistake."""
+
+    def modulated_res_block(block, h, mod1, mod2):
+        first, second = {"swapped": (mod2, mod1), "mod1 twice": (mod1, mod1), "mod2 twice": (mod2, mod2)}.get(
+            mistake, (mod1, mod2))
+        if mistake == "norm first":
+            y = block.conv1(block.norm1(h, *first)).relu()
+            out = block.conv2(block.norm2(y, *second))
+        else:
+            y = block.norm1(block.conv1(h), *first)
+            y = y if mistake == "no relu" else torch.relu(y)
+            out = block.norm2(block.conv2(y), *second)
+        if mistake == "relu at the end of the branch":
+            out = torch.relu(out)
+        if mistake == "no skip":
+            return out
+        if mistake == "detached skip":
+            return h.detach() + out
+        total = h + out
+        return torch.relu(total) if mistake == "relu after the sum" else total
+
+    return modulated_res_block
+
+
+def test_the_right_res_block_passes_and_trains_the_generator():
+    from dataclasses import replace
+
+    from helpers import agegan, config, runs
+
+    fn = res_block_variant()
+    assert "correct" in nb06.check_res_block(fn)
+    s = replace(config.AGEGAN_CPU, image_size=16, ngf=4, ndf=4, style_dim=8)
+    gan = agegan.AgeGAN(s).use(res_block=fn)
+    blocks = [m for m in gan.G.modules() if isinstance(m, agegan._ModulatedResBlock)]
+    assert blocks and all(b.wiring is fn for b in blocks)
+    assert any(k.endswith("modulated_res_block") for k in runs.code_fingerprint(gan))  # a changed one: a fresh run
+
+
+@pytest.mark.parametrize("mistake, fragment", [
+    ("no skip", "no skip connection"),
+    ("relu after the sum", "follows the sum"),
+    ("relu at the end of the branch", "never take away"),
+    ("swapped", "swapped"),
+    ("mod1 twice", "own pair"),
+    ("mod2 twice", "own pair"),
+    ("no relu", "collapse"),
+    ("norm first", "before their convolutions"),
+    ("detached skip", "skip connection was detached"),
+])
+def test_res_block_names_the_mistake(mistake, fragment):
+    from helpers import agegan
+
+    assert_caught(nb06.check_res_block, res_block_variant(mistake), [agegan.modulated_res_block], fragment)

@@ -1,5 +1,5 @@
-"""Checks for notebook 06's exercises: AdaIN, the two age-classification losses, the cycle back
-to the source age, and the real-face setting's auxiliary classifier loss.
+"""Checks for notebook 06's exercises: AdaIN, the modulated residual block, the two age-classification
+losses, the cycle back to the source age, and the real-face setting's auxiliary classifier loss.
 
 Each ``check_*`` takes the student's function, runs it and the reference (:mod:`helpers.agegan`)
 on random inputs and a tiny generator, and raises :class:`ExerciseError` naming the mistake.
@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..agegan import AgeGenerator, adain, age_loss_D, age_loss_G, aux_loss_C, cycle_loss, random_targets
+from ..agegan import (AgeGenerator, _ModulatedResBlock, adain, age_loss_D, age_loss_G, aux_loss_C, cycle_loss,
+                      modulated_res_block, random_targets)
 from ._shared import call, close, grads, needs_grad, seeded
 from .core import ExerciseError, check_close, exercise_check, passed
 
@@ -64,6 +65,58 @@ def _logits(seed: int, B: int = 8, K: int = 4):
     source = torch.randint(0, K, (B,), generator=g)
     target = random_targets(source, K, g)
     return logits, source, target
+
+
+
+@exercise_check
+def check_res_block(fn) -> str:
+    """``fn(block, h, mod1, mod2)``: the forward pass of a modulated residual block (conv, AdaIN, ReLU, conv, AdaIN, plus h)."""
+    what = "modulated_res_block"
+    g = seeded(3)
+    C = 4
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = _ModulatedResBlock(C)
+    h = torch.randn(2, C, 5, 5, generator=g).requires_grad_(True)
+    mod1 = tuple((0.5 * torch.randn(2, C, generator=g)).requires_grad_(True) for _ in range(2))
+    mod2 = tuple((0.5 * torch.randn(2, C, generator=g) + 0.3).requires_grad_(True) for _ in range(2))
+    got = call(fn, what, block, h, mod1, mod2,
+               hint="block.norm1 and block.norm2 are called as norm(x, gamma, beta): unpack each (gamma, beta) pair")
+    want = modulated_res_block(block, h, mod1, mod2)
+    c1, n1, c2, n2 = block.conv1, block.norm1, block.conv2, block.norm2
+
+    def branch(first=mod1, second=mod2, relu_mid=True):
+        y = n1(c1(h), *first)
+        return n2(c2(F.relu(y) if relu_mid else y), *second)
+
+    check_close(got, want, what, {
+        "there is no skip connection: the block returns only its branch. A residual block adds its change to h, "
+        "so that it starts close to leaving the features as they are": lambda: branch(),
+        "a ReLU follows the sum. Then the block could never make a feature negative: nothing follows the sum, so "
+        "that the block only adds a change": lambda: F.relu(h + branch()),
+        "the branch ends in a ReLU, so it can only add, never take away: the second norm's output goes straight "
+        "into the sum": lambda: h + F.relu(branch()),
+        "mod1 and mod2 are swapped: the first norm takes the first pair": lambda: h + branch(mod2, mod1),
+        "both norms take the same (gamma, beta): each AdaIN has its own pair, mod1 for the first and mod2 for "
+        "the second": lambda: h + branch(mod1, mod1),
+        "the same pair twice (mod2): each AdaIN has its own pair, mod1 for the first and mod2 for the second":
+            lambda: h + branch(mod2, mod2),
+        "the ReLU between the two convolutions is missing: without it the two convolutions collapse into one "
+        "linear map between the norms": lambda: h + branch(relu_mid=False),
+        "the norms come before their convolutions: each convolution's output is what its AdaIN normalises":
+            lambda: h + c2(n2(F.relu(c1(n1(h, *mod1))), *mod2)),
+    })
+    needs_grad(got, what, "the generator")
+    inputs = [h, *mod1, *mod2, *block.parameters()]
+    g_got, g_want = grads(got.sum(), inputs), grads(want.sum(), inputs)
+    if any(a is None for a in g_got):
+        raise ExerciseError(f"{what}: part of the block gets no gradient (an input, a (gamma, beta) pair or a "
+                            "convolution was detached or left out)")
+    if not close(g_got[0], g_want[0]):
+        raise ExerciseError(f"{what}: the right numbers, but h gets the wrong gradient: the skip connection was "
+                            "detached. Through the skip, the layers below the block get their gradient unchanged, "
+                            "which is what lets deep generators train; keep it in the graph")
+    return passed(what)
 
 
 @exercise_check
