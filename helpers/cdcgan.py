@@ -58,15 +58,17 @@ class ConditionalDCGAN(DCGAN):
     the label gets in (default: :func:`helpers.dcgan.condition_noise` and
     :func:`helpers.dcgan.condition_features`); notebook 04 passes the student's own, and the
     networks then train with them. They hold no weights, so checkpoints do not depend on them.
+    ``input_block(nz, n_classes, c_out)`` builds the generator's first block (default
+    :func:`helpers.dcgan.input_block`; notebook 04's exercise); its weights keep the course's names.
     """
 
     name = "cdcgan"
 
     def __init__(self, settings=None, *, groups=None, device="cpu", precision: Precision | None = None,
-                 condition_noise=None, condition_features=None, **changes):
+                 condition_noise=None, condition_features=None, input_block=None, **changes):
         s = replace(settings or config.CDCGAN, **changes)
         self.groups = group_names(groups or s.groups)
-        super().__init__(s, n_classes=len(self.groups), device=device, precision=precision)
+        super().__init__(s, n_classes=len(self.groups), device=device, precision=precision, first_block=input_block)
         self.config["groups"] = list(self.groups)
         self.fixed_labels = None  # label grids draw the fixed noise with *every* label instead
         self.use(condition_noise=condition_noise, condition_features=condition_features)
@@ -190,7 +192,8 @@ def default_settings(device="cpu", source: str = "toy") -> config.CDCGANSettings
 
 def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                  max_images: int | None = None, resume: bool = True, progress: bool = True,
-                 verbose: bool = True, condition_noise=None, condition_features=None) -> CDCGANRun:
+                 verbose: bool = True, condition_noise=None, condition_features=None,
+                 input_block=None) -> CDCGANRun:
     """Data, model, trainer and label-grid snapshots for a conditional DCGAN, resumed from ``run_dir`` if it has one.
 
     ``groups`` are age ranges (default: ``settings.groups``, the seed's 20-30 and 40-50); faces
@@ -200,7 +203,8 @@ def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=
     (``run.test_images``, ``run.test_labels``) for the label-agreement check and for notebook 05.
     Notebook 04, notebook 05 and ``python -m helpers.train cdcgan`` all call this; a finished run
     is loaded, not retrained. ``condition_noise`` and ``condition_features`` replace the
-    functions that join the labels (see :class:`ConditionalDCGAN`). ``settings`` default to
+    functions that join the labels, ``input_block`` the generator's first block (see
+    :class:`ConditionalDCGAN`). ``settings`` default to
     :func:`default_settings` for the device and the faces that were loaded.
     """
     device = pick_device(device)
@@ -213,7 +217,7 @@ def setup_cdcgan(settings=None, groups=None, data: str | None = None, data_path=
     test_cache, test_labels = _labelled(test_df, s.image_size, groups, "test")
     loader = face_loader(cache, s.batch_size, device, precision, seed=s.seed, labels=labels)
     gan = ConditionalDCGAN(s, groups=groups, device=device, precision=precision, condition_noise=condition_noise,
-                           condition_features=condition_features)
+                           condition_features=condition_features, input_block=input_block)
     run = CDCGANRun(s, device, source, gan, loader, run_dir or default_run_dir(run_name_for(s, groups), source),
                     groups=groups, group_names=list(groups), cache=cache, labels=labels, test_cache=test_cache,
                     test_images=test_cache.tensor(), test_labels=test_labels)

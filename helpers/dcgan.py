@@ -94,6 +94,16 @@ def condition_features(h: torch.Tensor, labels: torch.Tensor, n_classes: int) ->
     return torch.cat([h, maps.contiguous(memory_format=_format_of(h))], dim=1)
 
 
+def input_block(nz: int, n_classes: int, c_out: int) -> nn.Sequential:
+    """The generator's first block: the (conditioned) noise ``(B, nz + n_classes, 1, 1)`` -> ``(B, c_out, 4, 4)``.
+
+    A 4x4 transposed convolution with stride 1 and no padding paints each input number over a 4x4 map;
+    batch norm and ReLU follow, as in every block but the last. Notebook 04's exercise writes it.
+    """
+    return nn.Sequential(nn.ConvTranspose2d(nz + n_classes, c_out, 4, 1, 0, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(True))
+
+
 def up_block(c_in: int, c_out: int) -> nn.Sequential:
     """One step up the generator: ``(B, c_in, H, W)`` -> ``(B, c_out, 2H, 2W)``.
 
@@ -109,20 +119,25 @@ class Generator(nn.Module):
 
     ``condition_noise`` joins the label to the noise (an instance may be given its own function).
     ``block(c_in, c_out)`` builds each up-block (default :func:`up_block`; notebook 02's exercise
-    gives its own); its layers are laid into ``net`` one by one, so the weights' names, and the
-    checkpoints, are the same whoever wrote it.
+    gives its own), and ``first_block(nz, n_classes, c_out)`` the input block (default
+    :func:`input_block`; notebook 04's exercise); their layers are laid into ``net`` one by one, so
+    the weights' names, and the checkpoints, are the same whoever wrote them.
     """
 
     condition_noise = staticmethod(condition_noise)
 
-    def __init__(self, nz: int = 100, ngf: int = 64, n_classes: int = 0, image_size: int = 64, block=None):
+    def __init__(self, nz: int = 100, ngf: int = 64, n_classes: int = 0, image_size: int = 64, block=None,
+                 first_block=None):
         super().__init__()
         self.nz, self.n_classes, self.image_size = nz, n_classes, image_size
         if block is not None:
             self.up_block = block  # the student's, recorded (a run's code fingerprint reads it)
+        if first_block is not None:
+            self.input_block = first_block  # the same for notebook 04's input block
         n = _n_layers(image_size)
         ch = ngf * 2 ** (n - 1)  # 512 for 64 px: halve at every upsampling, down to ngf
-        layers = [nn.ConvTranspose2d(nz + n_classes, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        first = (first_block or input_block)(nz, n_classes, ch)
+        layers = [m for m in first.modules() if not list(m.children())]
         for _ in range(n - 1):
             made = (block or up_block)(ch, ch // 2)
             layers += list(made) if isinstance(made, nn.Sequential) else [made]
@@ -229,14 +244,14 @@ class DCGAN(Trainable):
     name = "dcgan"
 
     def __init__(self, settings=None, *, n_classes: int = 0, device="cpu", precision: Precision | None = None,
-                 d_loss=None, g_loss=None, step_fn=None, up_block=None, **changes):
+                 d_loss=None, g_loss=None, step_fn=None, up_block=None, first_block=None, **changes):
         s = replace(settings or config.DCGAN, **changes)  # e.g. DCGAN(ngf=32) for a quick experiment
         self.settings = s
         self.device = torch.device(device)
         self.precision = precision or Precision(self.device)
         self.config = {**config.model_config(s), "n_classes": n_classes}
         self.nz, self.n_classes = s.nz, n_classes
-        G = Generator(s.nz, s.ngf, n_classes, s.image_size, block=up_block)
+        G = Generator(s.nz, s.ngf, n_classes, s.image_size, block=up_block, first_block=first_block)
         self.G = self.precision.prepare(G.apply(weights_init).to(self.device))
         self.D = self.precision.prepare(Discriminator(s.ndf, n_classes, s.image_size).apply(weights_init).to(self.device))
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=s.lr, betas=(s.beta1, 0.999))

@@ -598,3 +598,57 @@ def test_res_block_names_the_mistake(mistake, fragment):
     from helpers import agegan
 
     assert_caught(nb06.check_res_block, res_block_variant(mistake), [agegan.modulated_res_block], fragment)
+
+
+# --------------------------------------------------------------------------- notebook 04: the generator's input block
+
+
+def input_block_variant(mistake: str = ""):
+    """A plausible input_block, with one switch per mistake."""
+    from torch import nn
+
+    def input_block(nz, n_classes, c_out):
+        n_in = nz if mistake == "noise only" else nz + n_classes
+        k, stride, pad = {"up block copy": (4, 2, 1), "kernel 3": (3, 1, 0), "padding 1": (4, 1, 1)}.get(mistake, (4, 1, 0))
+        if mistake == "linear":
+            return nn.Sequential(nn.Flatten(), nn.Linear(n_in, c_out * 16), nn.Unflatten(1, (c_out, 4, 4)))
+        conv = (nn.Conv2d if mistake == "conv2d" else nn.ConvTranspose2d)(n_in, c_out, k, stride, pad,
+                                                                          bias=mistake == "bias")
+        act = {"leaky": nn.LeakyReLU(0.2), "tanh": nn.Tanh()}.get(mistake, nn.ReLU(True))
+        layers = [conv] + ([] if mistake == "no norm" else [nn.BatchNorm2d(c_out)]) + [act]
+        return nn.Sequential(*layers)
+
+    return input_block
+
+
+def test_the_right_input_block_passes_and_builds_the_generator():
+    from dataclasses import replace
+
+    from helpers import cdcgan, config, runs
+
+    fn = input_block_variant()
+    assert "correct" in nb04.check_input_block(fn)
+    s = replace(config.CDCGAN, ngf=8, ndf=8, nz=16)
+    torch.manual_seed(0)
+    mine = cdcgan.ConditionalDCGAN(s, input_block=fn)
+    torch.manual_seed(0)
+    course = cdcgan.ConditionalDCGAN(s)
+    assert list(mine.G.state_dict()) == list(course.G.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(mine.G.state_dict().values(), course.G.state_dict().values()))
+    assert any(k.endswith("input_block") for k in runs.code_fingerprint(mine))  # a changed one: a fresh run
+
+
+@pytest.mark.parametrize("mistake, fragment", [
+    ("noise only", "one-hot label"),
+    ("up block copy", "not 4x4"),
+    ("kernel 3", "not 4x4"),
+    ("padding 1", "not 4x4"),
+    ("conv2d", "transposed convolution"),
+    ("linear", "linear layer"),
+    ("bias", "cannot learn"),
+    ("leaky", "LeakyReLU"),
+    ("tanh", "tanh"),
+    ("no norm", "no normalisation"),
+])
+def test_input_block_names_the_mistake(mistake, fragment):
+    assert_caught(nb04.check_input_block, input_block_variant(mistake), [dcgan.input_block], fragment)

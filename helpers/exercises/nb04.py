@@ -1,5 +1,5 @@
 """Checks for notebook 04's exercises: the one-hot label on the generator's noise and on the
-discriminator's feature maps, and the paired label test.
+discriminator's feature maps, the generator's input block, and the paired label test.
 
 Each ``check_*`` takes the student's function, runs it and the reference (:mod:`helpers.dcgan`,
 :mod:`helpers.cdcgan`) on random inputs, and raises :class:`ExerciseError` naming the mistake.
@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..cdcgan import paired_rate
-from ..dcgan import condition_features, condition_noise
+from ..dcgan import condition_features, condition_noise, input_block
 from ._shared import as_tensor, call, seeded
 from .core import ExerciseError, check_close, exercise_check, passed
 
@@ -135,4 +136,84 @@ def check_paired_rate(fn) -> str:
             "you took all() over the noise vectors (axis 1); take it over the labels (axis 0), then average over "
             "the noise vectors": lambda: torch.tensor(hit.all(1).mean()),
         })
+    return passed(what)
+
+
+@exercise_check
+def check_input_block(fn) -> str:
+    """``fn(nz, n_classes, c_out)`` against :func:`helpers.dcgan.input_block`: layers, the 4x4 output, its numbers."""
+    what = "input_block"
+    nz, K, c_out, B = 5, 3, 6, 3
+    label = f"{what}({nz}, {K}, {c_out})"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = fn(nz, K, c_out)
+    if not isinstance(block, nn.Module):
+        raise ExerciseError(f"{what} should return a network module (an nn.Sequential of its layers), not "
+                            f"{type(block).__name__}")
+    leaves = [m for m in block.modules() if not list(m.children())]
+    if any(isinstance(m, nn.Linear) for m in leaves):
+        raise ExerciseError(f"{label} uses a linear layer. A linear layer and a reshape could do this job, but "
+                            "DCGAN's generator is convolutional from its first layer: write it as a transposed "
+                            "convolution from the 1x1 input to a 4x4 map")
+    convs = [m for m in leaves if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    if len(convs) != 1:
+        raise ExerciseError(f"{label} has {len(convs)} convolutions; the input block has exactly one, followed by "
+                            "its normalisation and activation")
+    conv = convs[0]
+    if type(conv) is nn.Conv2d:
+        raise ExerciseError(f"{label}: an ordinary convolution shrinks a map, and the input is 1x1; the generator "
+                            "grows it, with a transposed convolution")
+    if conv.in_channels == nz:
+        raise ExerciseError(f"{label}: the convolution reads {nz} channels, the noise alone. The conditional "
+                            "generator's input is the noise joined with the one-hot label (exercise 1): "
+                            f"nz + n_classes = {nz + K} numbers, or the label never reaches the network")
+    if conv.in_channels != nz + K or conv.out_channels != c_out:
+        raise ExerciseError(f"{label}: the convolution maps {conv.in_channels} channels to {conv.out_channels}; "
+                            f"it reads the conditioned noise ({nz + K} numbers) and gives c_out = {c_out} maps")
+    x = torch.randn(B, nz + K, 1, 1, generator=torch.Generator().manual_seed(1))
+    block.train()
+    out = block(x)
+    if tuple(out.shape[-2:]) != (4, 4):
+        k, st, pd = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+        raise ExerciseError(f"{label}: a 1x1 input came out {out.shape[-2]}x{out.shape[-1]}, not 4x4 (kernel {k}, "
+                            f"stride {st}, padding {pd}). A transposed convolution turns a size H into "
+                            "(H - 1) x stride - 2 x padding + kernel; with H = 1 only the kernel and the padding "
+                            "count. Every later block doubles the 4x4 map")
+    if conv.kernel_size[0] != 4:
+        raise ExerciseError(f"{label}: 4x4 output, but from a {conv.kernel_size[0]}x{conv.kernel_size[0]} kernel; "
+                            "each input number paints one 4x4 pattern: a 4x4 kernel with no padding")
+    norms = [m for m in leaves if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm))]
+    if not norms:
+        raise ExerciseError(f"{label} has no normalisation: like every block of the generator but the last, it "
+                            "is followed by batch norm, which keeps training stable")
+    if not isinstance(norms[0], nn.BatchNorm2d) or norms[0].num_features != c_out:
+        raise ExerciseError(f"{label}: the norm is {type(norms[0]).__name__}; DCGAN's recipe is batch norm over "
+                            "the convolution's c_out channels")
+    acts = [m for m in leaves if m is not conv and not any(m is n for n in norms)]
+    if not acts:
+        raise ExerciseError(f"{label} has no activation: without one, this block and the next form one linear map")
+    if isinstance(acts[0], nn.LeakyReLU):
+        raise ExerciseError(f"{label}: LeakyReLU is the discriminator's activation; the generator's hidden layers "
+                            "use ReLU")
+    if isinstance(acts[0], nn.Tanh):
+        raise ExerciseError(f"{label}: tanh belongs to the generator's last layer, which puts the image in [-1, 1]; "
+                            "a hidden block uses ReLU")
+    if not isinstance(acts[0], nn.ReLU):
+        raise ExerciseError(f"{label} uses {type(acts[0]).__name__}; the generator's hidden blocks use ReLU")
+    if conv.bias is not None:
+        raise ExerciseError(f"{label}: the transposed convolution has a bias, which the batch norm right after it "
+                            "removes (it subtracts each channel's mean): a parameter that cannot learn. Leave it out")
+    kinds = ["conv" if m is conv else "norm" if m is norms[0] else "act" for m in leaves]
+    if kinds != ["conv", "norm", "act"]:
+        raise ExerciseError(f"{label}'s layers come in the order {', '.join(type(m).__name__ for m in leaves)}; "
+                            "the block is the convolution, then its normalisation, then the activation")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ref = input_block(nz, K, c_out)
+    with torch.no_grad():
+        for mine, theirs in zip(block.parameters(), ref.parameters()):
+            mine.copy_(theirs)
+    ref.train()
+    check_close(block(x), ref(x), label, atol=1e-5, rtol=1e-4)
     return passed(what)
