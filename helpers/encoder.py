@@ -79,19 +79,34 @@ __all__ = ["Encoder", "InversionEncoder", "InversionRun", "EncoderRun", "setup_i
 # --------------------------------------------------------------------------- the network
 
 
+def down_block(c_in: int, c_out: int, kernel_size: int = 5) -> nn.Sequential:
+    """One step of the encoder: ``(B, c_in, H, W)`` -> ``(B, c_out, H/2, W/2)``.
+
+    A ``kernel_size`` convolution with stride 2, padded by ``kernel_size // 2`` so that it halves the
+    size exactly, with no bias (the batch norm after it removes one), then ReLU. Notebook 05's exercise.
+    """
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size, 2, kernel_size // 2, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(True))
+
+
 class Encoder(nn.Module):
     """Faces ``(B, 3, S, S)`` in [-1, 1] -> noise vectors ``(B, nz)``, with no activation at the end.
 
     Seed 004's design: 5x5 convolutions with stride 2 (each halves the size, down to 4x4), batch
     norm and ReLU, then one linear layer to the noise. Channels double at every step from ``nef``.
+    ``block(c_in, c_out, kernel_size)`` builds each step (default :func:`down_block`; notebook 05
+    gives the student's); its layers are laid out one by one, so the weights keep their names.
     """
 
-    def __init__(self, nz: int = 100, nef: int = 32, image_size: int = 64, kernel_size: int = 5):
+    def __init__(self, nz: int = 100, nef: int = 32, image_size: int = 64, kernel_size: int = 5, block=None):
         super().__init__()
         self.nz, self.image_size = nz, image_size
+        if block is not None:
+            self.down_block = block  # the student's, recorded (a run's code fingerprint reads it)
         layers, c_in, c = [], 3, nef
         for _ in range(_n_layers(image_size)):
-            layers += [nn.Conv2d(c_in, c, kernel_size, 2, kernel_size // 2, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+            made = (block or down_block)(c_in, c, kernel_size)
+            layers += [m for m in made.modules() if not list(m.children())]
             c_in, c = c, c * 2
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.to_z = nn.Linear(c_in * 16, nz)  # 4x4 maps -> z; no activation: z is unbounded
@@ -131,14 +146,15 @@ class InversionEncoder(Trainable):
 
     ``latent_loss(z_hat, z)`` and ``image_loss(E, G, real, labels)`` compute the two losses
     (default: this module's :func:`latent_loss` and :func:`image_loss`); notebook 05 passes the
-    student's own. They hold no weights, so checkpoints do not depend on them.
+    student's own. They hold no weights, so checkpoints do not depend on them. ``down_block`` builds
+    the encoder's steps (:class:`Encoder`).
     """
 
     name = "encoder"
 
     def __init__(self, G: Generator, mode: str = "seed", settings=None, *, device="cpu",
                  precision: Precision | None = None, generator_info: dict | None = None, latent_loss=None,
-                 image_loss=None, **changes):
+                 image_loss=None, down_block=None, **changes):
         if mode not in ("seed", "real"):
             raise ValueError(f"mode must be 'seed' (generated faces only) or 'real' (real faces too), not {mode!r}")
         s = replace(settings or config.ENCODER, **changes)
@@ -152,7 +168,7 @@ class InversionEncoder(Trainable):
         self.use(latent_loss=latent_loss, image_loss=image_loss)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s.seed)
-            E = Encoder(G.nz, s.nef, G.image_size, s.kernel_size)
+            E = Encoder(G.nz, s.nef, G.image_size, s.kernel_size, block=down_block)
         self.E = self.precision.prepare(E.to(self.device))
         self.opt = torch.optim.Adam(self.E.parameters(), lr=s.lr, betas=(0.9, 0.999))
         self.networks, self.optimizers, self.schedulers = {"E": self.E}, {"E": self.opt}, {}
@@ -493,7 +509,8 @@ def cgan_settings(settings) -> config.CDCGANSettings:
 
 def setup_inversion(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                     cgan_run_dir=None, max_images: int | None = None, resume: bool = True, progress: bool = True,
-                    verbose: bool = True, latent_loss=None, image_loss=None, refine_step=None) -> InversionRun:
+                    verbose: bool = True, latent_loss=None, image_loss=None, refine_step=None,
+                    down_block=None) -> InversionRun:
     """The trained conditional DCGAN, its frozen generator, and both encoders with their trainers.
 
     The conditional DCGAN is notebook 04's run (``settings.cgan``: the "wide" or the "seed"
@@ -503,7 +520,8 @@ def setup_inversion(settings=None, data: str | None = None, data_path=None, devi
     so this works without notebook 04. The seed's encoder goes to ``run_dir + "-seed"``, the
     improved one to ``run_dir`` (default ``RUNS_DIR / settings.run_name``), which also receives
     ``generator.pt``, the frozen generator the encoder inverts. ``latent_loss``, ``image_loss``
-    and ``refine_step`` replace the reference functions (see :meth:`InversionRun.use`).
+    and ``refine_step`` replace the reference functions (see :meth:`InversionRun.use`); ``down_block``
+    builds both encoders' steps (default :func:`down_block`; notebook 05's exercise).
     ``settings`` default to :func:`default_settings` for the device and the face source that
     ``data`` resolves to (:func:`helpers.runs.resolve_source`).
     """
@@ -530,7 +548,8 @@ def setup_inversion(settings=None, data: str | None = None, data_path=None, devi
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(s.run_name, cgan.source)
     runs = {}
     for mode, folder in [("seed", run_dir.with_name(run_dir.name + "-seed")), ("real", run_dir)]:
-        model = InversionEncoder(G, mode, s, device=device, precision=precision, generator_info=info)
+        model = InversionEncoder(G, mode, s, device=device, precision=precision, generator_info=info,
+                                 down_block=down_block)
         loader = face_loader(cgan.cache, s.batch_size, device, precision, seed=s.seed, labels=cgan.labels)
         folder.mkdir(parents=True, exist_ok=True)
         _save_generator(G, folder / "generator.pt", info)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import cyclegan, dcgan
-from helpers.exercises import ExerciseError, nb02, nb03, nb04, nb06
+from helpers.exercises import ExerciseError, nb02, nb03, nb04, nb05, nb06
 from helpers.layers import LSGANLoss, WeightedL1
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -652,3 +652,59 @@ def test_the_right_input_block_passes_and_builds_the_generator():
 ])
 def test_input_block_names_the_mistake(mistake, fragment):
     assert_caught(nb04.check_input_block, input_block_variant(mistake), [dcgan.input_block], fragment)
+
+
+# --------------------------------------------------------------------------- notebook 05: the encoder's down-block
+
+
+def down_block_variant(mistake: str = ""):
+    """A plausible down_block, with one switch per mistake."""
+    from torch import nn
+
+    def down_block(c_in, c_out, kernel_size):
+        k = 4 if mistake == "kernel 4" else kernel_size
+        pad = 2 if mistake == "fixed padding" else (1 if mistake == "padding 1" else k // 2)
+        stride = 1 if mistake == "stride 1" else 2
+        if mistake == "transposed":
+            conv = nn.ConvTranspose2d(c_in, c_out, k, 2, pad, output_padding=1, bias=False)
+        else:
+            conv = nn.Conv2d(c_in, c_out, k, stride, pad, bias=mistake == "bias")
+        act = {"tanh": nn.Tanh(), "sigmoid": nn.Sigmoid()}.get(mistake, nn.ReLU(True))
+        norm = [] if mistake == "no norm" else [nn.InstanceNorm2d(c_out) if mistake == "instance norm" else nn.BatchNorm2d(c_out)]
+        layers = [conv, act, *norm] if mistake == "act before norm" else [conv, *norm, act]
+        return nn.Sequential(*layers)
+
+    return down_block
+
+
+def test_the_right_down_block_passes_and_builds_the_encoder():
+    from helpers import encoder, runs
+
+    fn = down_block_variant()
+    assert "correct" in nb05.check_down_block(fn)
+    torch.manual_seed(0)
+    mine = encoder.Encoder(8, 4, 16, 5, block=fn)
+    torch.manual_seed(0)
+    course = encoder.Encoder(8, 4, 16, 5)
+    assert list(mine.state_dict()) == list(course.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), course.state_dict().values()))
+    assert "down_block" in runs.code_fingerprint(mine) or any(k.endswith("down_block") for k in runs.code_fingerprint(mine))
+
+
+@pytest.mark.parametrize("mistake, fragment", [
+    ("kernel 4", "kernel_size it is given"),
+    ("fixed padding", "follow the kernel size"),
+    ("padding 1", "follow the kernel size"),
+    ("stride 1", "does not halve"),
+    ("transposed", "transposed convolution grows"),
+    ("bias", "cannot learn"),
+    ("tanh", "ReLU"),
+    ("sigmoid", "ReLU"),
+    ("no norm", "no normalisation"),
+    ("instance norm", "batch norm"),
+    ("act before norm", "order"),
+])
+def test_down_block_names_the_mistake(mistake, fragment):
+    from helpers import encoder
+
+    assert_caught(nb05.check_down_block, down_block_variant(mistake), [encoder.down_block], fragment)

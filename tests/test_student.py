@@ -103,11 +103,29 @@ def test_student_copy(copies, path):
     assert stubs == n
 
 
-@pytest.mark.parametrize("name", ["02_gan_basics.ipynb", "03_cyclegan.ipynb", "04_conditional_dcgan.ipynb",
-                                  "05_encoder.ipynb", "06_age_modulated_gan.ipynb"])
-def test_notebooks_02_to_06_have_at_least_three_exercises(name):
+#: Each notebook's network-block exercise (issue 25): the function the student writes, which the training builds with.
+BLOCKS = {"02_gan_basics.ipynb": "up_block", "03_cyclegan.ipynb": "patch_discriminator",
+          "04_conditional_dcgan.ipynb": "input_block", "05_encoder.ipynb": "down_block",
+          "06_age_modulated_gan.ipynb": "modulated_res_block"}
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_notebooks_02_to_06_have_four_exercises_and_a_network_block(name):
     nb = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
-    assert sum(len(regions(source(c))) for c in nb["cells"] if c["cell_type"] == "code") >= 3
+    code = [source(c) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert sum(len(regions(c)) for c in code) >= 4
+    block = BLOCKS[name]
+    written = [c for c in code if regions(c) and f"def {block}(" in c]
+    assert written, f"{name} has no exercise that writes {block}"
+    used = [c for c in code if f"={block}" in c.replace(" ", "") and f"def {block}(" not in c]
+    assert used, f"{name} never trains with the student's {block}"
+
+
+def test_notebook_07_has_its_fid_exercise():
+    nb = json.loads((ROOT / "notebooks" / "07_evaluation.ipynb").read_text(encoding="utf-8"))
+    code = [source(c) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert any(regions(c) and "def fid_from_features(" in c for c in code)
+    assert any("formula=fid_from_features" in c for c in code)  # the notebook's FIDs use it
 
 
 @pytest.mark.skipif(shutil.which("make") is None or shutil.which("git") is None, reason="needs make and git")

@@ -1,4 +1,4 @@
-"""Checks for notebook 05's exercises: the encoder's two losses and one step of latent refinement.
+"""Checks for notebook 05's exercises: the encoder's down-block, its two losses and one step of latent refinement.
 
 Each ``check_*`` takes the student's function, runs it and the reference (:mod:`helpers.encoder`)
 on random inputs and tiny networks, and raises :class:`ExerciseError` naming the mistake.
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..cdcgan import frozen_generator
 from ..dcgan import Generator
-from ..encoder import Encoder, image_loss, latent_loss, refine_step
+from ..encoder import Encoder, down_block, image_loss, latent_loss, refine_step
 from ._shared import call, close, grads, needs_grad, seeded
 from .core import ExerciseError, check_close, exercise_check, passed
 
@@ -170,4 +171,76 @@ def check_refine_step(fn) -> str:
                                 "again: clear the gradient before each backward pass")
         raise ExerciseError(f"{what}: the first step is right but the second is not; each call must do exactly "
                             "one step, from the current z")
+    return passed(what)
+
+
+@exercise_check
+def check_down_block(fn) -> str:
+    """``fn(c_in, c_out, kernel_size)`` against :func:`helpers.encoder.down_block`: layers, halved size, numbers."""
+    what = "down_block"
+    for c_in, c_out, k, H in ((3, 4, 5, 16), (4, 6, 3, 10)):
+        label = f"{what}({c_in}, {c_out}, kernel_size={k})"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            block = fn(c_in, c_out, k)
+        if not isinstance(block, nn.Module):
+            raise ExerciseError(f"{what} should return a network module (an nn.Sequential of its layers), not "
+                                f"{type(block).__name__}")
+        leaves = [m for m in block.modules() if not list(m.children())]
+        convs = [m for m in leaves if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        if len(convs) != 1:
+            raise ExerciseError(f"{label} has {len(convs)} convolutions; one step of the encoder has exactly one, "
+                                "followed by its normalisation and activation")
+        conv = convs[0]
+        if isinstance(conv, nn.ConvTranspose2d):
+            raise ExerciseError(f"{label}: a transposed convolution grows the image (the generator's way); the "
+                                "encoder shrinks a face to a noise vector, with ordinary strided convolutions")
+        if (conv.in_channels, conv.out_channels) != (c_in, c_out):
+            raise ExerciseError(f"{label}: the convolution maps {conv.in_channels} channels to {conv.out_channels}; "
+                                "it takes c_in and gives c_out")
+        if conv.kernel_size[0] != k:
+            raise ExerciseError(f"{label}: a {conv.kernel_size[0]}x{conv.kernel_size[0]} kernel; the block uses the "
+                                "kernel_size it is given (the seed's encoder: 5x5)")
+        x = torch.randn(2, c_in, H, H, generator=torch.Generator().manual_seed(1))
+        block.train()
+        out = block(x)
+        if tuple(out.shape[-2:]) != (H // 2, H // 2):
+            st, pd = conv.stride[0], conv.padding[0] if isinstance(conv.padding, tuple) else conv.padding
+            if st != 2:
+                raise ExerciseError(f"{label}: a {H}x{H} map came out {out.shape[-2]}x{out.shape[-1]}, not "
+                                    f"{H // 2}x{H // 2}: with stride {st} the block does not halve the size")
+            raise ExerciseError(f"{label}: a {H}x{H} map came out {out.shape[-2]}x{out.shape[-1]}, not "
+                                f"{H // 2}x{H // 2}: the padding ({pd}) does not suit a {k}x{k} kernel. A convolution "
+                                "turns H into floor((H + 2 x padding - kernel) / stride) + 1; the padding must "
+                                "follow the kernel size, not be fixed")
+        norms = [m for m in leaves if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm))]
+        if not norms:
+            raise ExerciseError(f"{label} has no normalisation: the seed's encoder puts a batch norm after every "
+                                "convolution")
+        if not isinstance(norms[0], nn.BatchNorm2d) or norms[0].num_features != c_out:
+            raise ExerciseError(f"{label}: the norm is {type(norms[0]).__name__}({getattr(norms[0], 'num_features', '')}); "
+                                "the seed's encoder uses batch norm over the convolution's c_out channels")
+        acts = [m for m in leaves if m is not conv and not any(m is n for n in norms)]
+        if not acts:
+            raise ExerciseError(f"{label} has no activation: the stacked steps would be one linear map, and no "
+                                "linear map of the pixels finds the noise that drew a face")
+        if not isinstance(acts[0], nn.ReLU):
+            raise ExerciseError(f"{label} uses {type(acts[0]).__name__}; the seed's encoder uses ReLU (the sigmoid "
+                                "and tanh squash and slow learning; the linear layer at the end makes the unbounded "
+                                "noise)")
+        if conv.bias is not None:
+            raise ExerciseError(f"{label}: the convolution has a bias, which the batch norm right after it removes "
+                                "(it subtracts each channel's mean): a parameter that cannot learn. Leave it out")
+        kinds = ["conv" if m is conv else "norm" if m is norms[0] else "act" for m in leaves]
+        if kinds != ["conv", "norm", "act"]:
+            raise ExerciseError(f"{label}'s layers come in the order {', '.join(type(m).__name__ for m in leaves)}; "
+                                "a step is the convolution, then its normalisation, then the activation")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            ref = down_block(c_in, c_out, k)
+        with torch.no_grad():
+            for mine, theirs in zip(block.parameters(), ref.parameters()):
+                mine.copy_(theirs)
+        ref.train()
+        check_close(block(x), ref(x), label, atol=1e-5, rtol=1e-4)
     return passed(what)
