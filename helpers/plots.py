@@ -215,3 +215,97 @@ def show_image_rows(rows, row_names=None, col_titles=None, title: str | None = N
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- watching a run learn
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where a figure can be redrawn in place); False in a terminal or a script."""
+    import sys
+
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover -- ipykernel brings IPython
+        return False
+    return get_ipython() is not None
+
+
+class LiveView:
+    """One figure, redrawn in place while a notebook trains: the newest progress grid beside the loss curves.
+
+    Used as a step callback (``trainer.every(1, view)``): at the first step after each ``interval``
+    seconds it draws the latest grid of the run's fixed test inputs (the snapshot the run saves every
+    ``sample_every`` steps, so nothing is run through the model for it and training is the same with
+    or without the view) and every loss term so far, one panel per group. ``close()`` draws the last
+    state. ``display(fig, display_id=True)`` and ``handle.update`` replace the picture instead of
+    adding one per redraw; a headless run never makes one (:func:`in_notebook`).
+    """
+
+    def __init__(self, snapshots, history, groups=None, interval: float = 30.0, title: str = ""):
+        import time
+
+        self.snapshots, self.history, self.groups = snapshots, history, groups
+        self.interval, self.title = float(interval), title
+        self.handle = None
+        self.redraws = 0
+        self._last = time.monotonic()
+        self._clock = time.monotonic
+
+    def __call__(self, trainer=None) -> None:
+        if self._clock() - self._last >= self.interval:
+            self.draw(getattr(trainer, "step", None))
+
+    def figure(self, step=None):
+        """The figure of the run as it is now (also what :meth:`draw` shows)."""
+        import matplotlib.pyplot as plt
+        from PIL import Image
+
+        df = self.history.to_frame()
+        groups = self.groups or {"losses": list(df.columns)}
+        groups = {k: [t for t in v if t in df] for k, v in groups.items()}
+        groups = {k: v for k, v in groups.items() if v} or {"losses": list(df.columns)}
+        paths = self.snapshots.paths() if self.snapshots is not None else []
+        n = len(groups) + (1 if paths else 0)
+        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+        axes = list(axes[0])
+        if paths:
+            ax = axes.pop(0)
+            with Image.open(paths[-1]) as im:
+                ax.imshow(np.asarray(im.convert("RGB")))
+            saved_at = paths[-1].stem.rpartition("_")[2]
+            ax.set_title(f"progress grid, step {int(saved_at) if saved_at.isdigit() else saved_at}", fontsize=9)
+            ax.axis("off")
+        smooth = max(1, len(df) // 50)
+        for ax, (name, terms) in zip(axes, groups.items()):
+            for i, term in enumerate(terms):
+                y = df[term]
+                ax.plot(df.index, y, color=f"C{i}", alpha=0.25, linewidth=0.8)
+                ax.plot(df.index, smooth_series(y, smooth), color=f"C{i}", label=term)
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+            if terms and len(df):
+                ax.legend(fontsize=7)
+        label = f"{self.title}: " if self.title else ""
+        fig.suptitle(f"{label}step {step if step is not None else (df.index[-1] if len(df) else 0)}", fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    def draw(self, step=None) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig = self.figure(step)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+        self.redraws += 1
+        self._last = self._clock()
+
+    def close(self, step=None) -> None:
+        self.draw(step)

@@ -318,18 +318,42 @@ class Run:
               f"kept, whole, in {old} (to go back to it, delete {self.run_dir.name} and rename {old.name} to "
               f"{self.run_dir.name}).")
 
-    def train(self, epochs: int | None = None, steps: int | None = None):
+    #: Seconds between two redraws of the live view in a notebook (``train(live=...)`` changes it).
+    LIVE_EVERY_S = 30.0
+
+    def train(self, epochs: int | None = None, steps: int | None = None, live=None):
         """Train until ``epochs`` or ``steps`` in total (default: the settings' length); returns the loss history.
 
         First :meth:`check_code`: checkpoints trained by other versions of the student's functions
         are moved aside, and the training starts again with the functions the model holds now.
+
+        ``live``: in a notebook (``None``, the default), one figure redraws in place about every
+        :attr:`LIVE_EVERY_S` seconds while it trains: the newest grid of the fixed test inputs beside
+        the loss curves (:class:`helpers.plots.LiveView`); a number sets the seconds, ``False`` turns
+        it off. A headless run keeps its short log lines and draws nothing.
         """
         code = self.check_code()
         if code:
             print("training with your functions:", ", ".join(code))
-        if epochs is None and steps is None:
-            return self.trainer.fit(**length_of(self.settings))
-        return self.trainer.fit(epochs=epochs, steps=steps)
+        length = length_of(self.settings) if epochs is None and steps is None else {"epochs": epochs, "steps": steps}
+        view = self._live_view(live)
+        if view is None:
+            return self.trainer.fit(**length)
+        self.trainer.every(1, view)
+        try:
+            return self.trainer.fit(**length)
+        finally:
+            self.trainer.forget(view)
+            view.close(self.trainer.step)
+
+    def _live_view(self, live):
+        from .plots import LiveView, in_notebook
+
+        if live is False or (live is None and not (in_notebook() and getattr(self.trainer, "progress", True))):
+            return None
+        interval = self.LIVE_EVERY_S if live is None or live is True else float(live)
+        return LiveView(self.snapshots, self.trainer.history, self.loss_groups or None, interval,
+                        title=getattr(self.model, "name", ""))
 
     # ----- what a run leaves behind
 

@@ -515,6 +515,11 @@ class Trainer:
         self._step_callbacks.append((int(steps), fn))
         return fn
 
+    def forget(self, fn: Callable) -> None:
+        """Stop calling ``fn`` (a step or epoch callback); unknown ones are ignored."""
+        self._step_callbacks = [(k, f) for k, f in self._step_callbacks if f is not fn]
+        self._epoch_callbacks = [f for f in self._epoch_callbacks if f is not fn]
+
     def on_epoch_end(self, fn: Callable) -> Callable:
         """Call ``fn(trainer)`` after each epoch (after its checkpoint)."""
         self._epoch_callbacks.append(fn)
