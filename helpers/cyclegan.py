@@ -182,6 +182,9 @@ def _output(gen, x, return_mask: bool = False):
     if gen.residual:
         colour = (x + 2 * colour).clamp(-1, 1)
     m = torch.sigmoid(gen.mask_head(h).float()).to(x.dtype)
+    log = gen.__dict__.get("mask_log")
+    if log is not None:  # noted for the mask penalty around a student's generator_losses
+        log.append((x, m))
     y = m * colour + (1 - m) * x
     return (y, m) if return_mask else y
 
@@ -414,16 +417,30 @@ def generator_losses(model: "CycleGAN", real_a: torch.Tensor, real_b: torch.Tens
     if model.mask:
         losses["G_mask"] = sum(mask_penalty(m, model.lambda_mask, model.lambda_mask_tv)
                                for m in (m_ab, m_aba, m_ba, m_bab))
-    if model.C_age is not None:  # the aged fakes should read old (1), the rejuvenated ones young (0)
-        logit_b, logit_a = model.C_age(aug(fake_b)).float(), model.C_age(aug(fake_a)).float()
-        losses["G_age_A2B"] = model.lambda_age * F.binary_cross_entropy_with_logits(
-            logit_b, torch.ones_like(logit_b))
-        losses["G_age_B2A"] = model.lambda_age * F.binary_cross_entropy_with_logits(
-            logit_a, torch.zeros_like(logit_a))
+    if model.C_age is not None:
+        losses.update(age_terms(model, fake_a, fake_b))
     if model.identity_weight > 0:  # an old face given to G_AB should stay as it is
         losses["G_identity_A"] = model.identity_loss(model.G_BA(real_a), real_a)
         losses["G_identity_B"] = model.identity_loss(model.G_AB(real_b), real_b)
     return losses, fake_a, fake_b
+
+
+def age_terms(model: "CycleGAN", fake_a: torch.Tensor, fake_b: torch.Tensor) -> dict:
+    """The auxiliary age classifier's terms for the generators: the aged fakes should read old (1), the rejuvenated young (0)."""
+    aug = model._augment
+    logit_b, logit_a = model.C_age(aug(fake_b)).float(), model.C_age(aug(fake_a)).float()
+    return {"G_age_A2B": model.lambda_age * F.binary_cross_entropy_with_logits(logit_b, torch.ones_like(logit_b)),
+            "G_age_B2A": model.lambda_age * F.binary_cross_entropy_with_logits(logit_a, torch.zeros_like(logit_a))}
+
+
+class _Augmented:
+    """A discriminator seen through DiffAugment: what the generators' terms score when ``diffaug`` is on."""
+
+    def __init__(self, net, augment):
+        self.net, self.augment = net, augment
+
+    def __call__(self, x):
+        return self.net(self.augment(x))
 
 
 _DIRECTIONS = {"A2B": "A2B", "B2A": "B2A", "young2old": "A2B", "old2young": "B2A"}
@@ -524,7 +541,10 @@ class CycleGAN(Trainable):
         if self.C_age is not None:
             self.C_age.requires_grad_(False)
         with amp.autocast():
-            losses, fake_a, fake_b = self.generator_losses(self, real_a, real_b)
+            if self.generator_losses is generator_losses:
+                losses, fake_a, fake_b = generator_losses(self, real_a, real_b)
+            else:
+                losses, fake_a, fake_b = self.students_generator_losses(real_a, real_b)
             loss_G = sum(losses.values())
         if "G_identity_A" not in losses:  # switched off: logged as 0, so every run has the same terms
             losses["G_identity_A"] = losses["G_identity_B"] = torch.zeros((), device=loss_G.device)
@@ -581,6 +601,35 @@ class CycleGAN(Trainable):
         losses["G"] = loss_G
         losses["D"] = losses["D_A"] + losses["D_B"]
         return {k: torch.as_tensor(v).detach() for k, v in losses.items()}
+
+    def students_generator_losses(self, real_a: torch.Tensor, real_b: torch.Tensor):
+        """``self.generator_losses`` given in place of the course's (notebook 03's exercise), with the real-face terms around it.
+
+        The student's function computes the four translations, the adversarial, cycle and identity terms,
+        as on the toy faces. The real-face setting's extras come from here, so that the same function
+        trains both: while it runs, the discriminators it calls see DiffAugment's shifts (``diffaug``) and
+        the generators note each mask they make; afterwards the masks of the four translations (not of the
+        identity calls) give ``G_mask``, and the auxiliary classifier's terms are added (:func:`age_terms`).
+        The terms are then those of :func:`generator_losses`.
+        """
+        G_AB, G_BA = self.networks["G_AB"], self.networks["G_BA"]
+        D_A, D_B = self.D_A, self.D_B
+        if self.mask:
+            G_AB.mask_log, G_BA.mask_log = [], []
+        if self.diffaug:
+            self.D_A, self.D_B = _Augmented(D_A, self._augment), _Augmented(D_B, self._augment)
+        try:
+            losses, fake_a, fake_b = self.generator_losses(self, real_a, real_b)
+        finally:
+            self.D_A, self.D_B = D_A, D_B
+            logs = G_AB.__dict__.pop("mask_log", None), G_BA.__dict__.pop("mask_log", None)
+        losses = dict(losses)
+        if self.mask:  # an identity call (G_AB on an old face, G_BA on a young one) is no translation
+            masks = [m for x, m in logs[0] if x is not real_b] + [m for x, m in logs[1] if x is not real_a]
+            losses["G_mask"] = sum(mask_penalty(m, self.lambda_mask, self.lambda_mask_tv) for m in masks)
+        if self.C_age is not None:
+            losses.update(age_terms(self, fake_a, fake_b))
+        return losses, fake_a, fake_b
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         """DiffAugment with the model's policy (``diffaug``) on what the discriminators and the age classifier see."""

@@ -555,3 +555,55 @@ def test_augmenter_checks_its_policy_at_once_and_is_the_identity_when_empty():
     assert augmenter("translation")(x).shape == x.shape
     with pytest.raises(ValueError, match="colour"):
         augmenter("colour")
+
+
+def _notebook_generator_losses():
+    """Notebook 03's exercise 6, written as its solution is (a student's function: module ``__main__``)."""
+    import textwrap
+
+    source = textwrap.dedent('''
+        def generator_losses(model, real_a, real_b):
+            fake_b = model.G_AB(real_a)
+            rec_a = model.G_BA(fake_b)
+            fake_a = model.G_BA(real_b)
+            rec_b = model.G_AB(fake_a)
+            losses = {
+                "G_GAN_A2B": model.gan_loss(model.D_B(fake_b), True),
+                "G_GAN_B2A": model.gan_loss(model.D_A(fake_a), True),
+                "G_cycle_A": model.cycle_loss(rec_a, real_a),
+                "G_cycle_B": model.cycle_loss(rec_b, real_b),
+            }
+            if model.identity_weight > 0:
+                losses["G_identity_A"] = model.identity_loss(model.G_BA(real_a), real_a)
+                losses["G_identity_B"] = model.identity_loss(model.G_AB(real_b), real_b)
+            return losses, fake_a, fake_b
+    ''')
+    namespace = {"__name__": "__main__"}
+    exec(compile(source, "<cell>", "exec"), namespace)  # noqa: S102 -- as a notebook cell defines it
+    return namespace["generator_losses"]
+
+
+def test_a_students_generator_losses_trains_the_real_face_setting_too():
+    """Issue 25: exercise 6 counts on real faces. Around the student's toy-style function, the step adds the
+    mask penalty, DiffAugment before the discriminators and the auxiliary classifier's terms: the same terms,
+    to rounding, as the course's generator_losses."""
+    from dataclasses import replace
+
+    s = replace(config.CYCLEGAN_REAL_CPU, image_size=32, load_size=36, ngf=4, ndf=4, n_blocks=1, age_aux_size=16,
+                age_aux_ndf=4, lambda_identity=0.5)
+    assert s.mask and s.lambda_age > 0 and s.diffaug
+    model = cg.CycleGAN(s)
+    g = torch.Generator().manual_seed(0)
+    real_a, real_b = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2))
+    torch.manual_seed(5)
+    course, fa, fb = cg.generator_losses(model, real_a, real_b)
+    model.generator_losses = _notebook_generator_losses()
+    torch.manual_seed(5)
+    mine, fa2, fb2 = model.students_generator_losses(real_a, real_b)
+    assert set(mine) == set(course) and {"G_mask", "G_age_A2B", "G_identity_A"} <= set(mine)
+    for k in course:
+        assert torch.allclose(mine[k], course[k], atol=1e-6), k
+    assert torch.equal(fa, fa2) and torch.equal(fb, fb2)
+    assert not isinstance(model.D_A, cg._Augmented) and "mask_log" not in vars(model.networks["G_AB"])
+    out = model.train_step((real_a, real_b))  # and the whole step runs with it
+    assert {"G_mask", "G_age", "C_age"} <= set(out)
