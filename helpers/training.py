@@ -159,13 +159,28 @@ class Precision:
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is not None:
             self.scaler.step(optimizer)
+            self._scaler_stepped = True
         else:
             optimizer.step()
 
     def update(self) -> None:
-        """Adjust the loss scale; once per training step, after every optimiser has stepped."""
-        if self.scaler is not None:
+        """Adjust the loss scale; once per training step, after every optimiser has stepped.
+
+        A step that called ``backward()`` and ``optimizer.step()`` itself (a student's, say) never used
+        the scaler: then there is nothing to adjust, and ``GradScaler.update`` would fail with an
+        assertion. It is skipped instead, with one warning that says what to call.
+        """
+        if self.scaler is None:
+            return
+        if getattr(self, "_scaler_stepped", False):
             self.scaler.update()
+            self._scaler_stepped = False
+        elif not getattr(self, "_warned_unscaled", False):
+            self._warned_unscaled = True
+            warnings.warn("this training step called backward() and the optimiser's step() itself, so in float16 "
+                          "its gradients are not scaled and the smallest round to zero: call "
+                          "precision.backward(loss) and precision.step(optimizer) (gan.precision in the notebooks)",
+                          stacklevel=2)
 
     def state_dict(self) -> dict:
         return {"scaler": self.scaler.state_dict() if self.scaler is not None else None}

@@ -60,7 +60,7 @@ def assert_caught(check, fn, references, fragment):
 
 
 def step(*, detach_D=True, retain=False, detach_G=False, step_G="G", step_D="D", zero_G="before", order="DG",
-         fresh_noise=False):
+         fresh_noise=False, plain=False):
     """The notebook's gan_step, with one switch per plausible mistake."""
 
     def gan_step(gan, real):
@@ -68,14 +68,23 @@ def step(*, detach_D=True, retain=False, detach_G=False, step_G="G", step_D="D",
         z = torch.randn(real.shape[0], gan.nz, device=real.device)
         opts = {"G": gan.opt_G, "D": gan.opt_D, None: None}
 
+        def backward(loss, retain_graph=False):
+            if plain or retain_graph:
+                loss.backward(retain_graph=retain_graph)
+            else:
+                amp.backward(loss)
+
+        def opt_step(opt):
+            opt.step() if plain else amp.step(opt)
+
         def d_turn():
             real_logits = gan.D(real)
             fake_logits = gan.D(fake.detach() if detach_D else fake)
             loss_D = gan.d_loss(real_logits, fake_logits)
             gan.opt_D.zero_grad(set_to_none=True)
-            loss_D.backward(retain_graph=retain)
+            backward(loss_D, retain_graph=retain)
             if opts[step_D] is not None:
-                amp.step(opts[step_D])
+                opt_step(opts[step_D])
             return loss_D, real_logits, fake_logits
 
         def g_turn():
@@ -83,11 +92,11 @@ def step(*, detach_D=True, retain=False, detach_G=False, step_G="G", step_D="D",
             loss_G = gan.g_loss(gan.D(x.detach() if detach_G else x))
             if zero_G == "before":
                 gan.opt_G.zero_grad(set_to_none=True)
-            loss_G.backward()
+            backward(loss_G)
             if zero_G == "after":
                 gan.opt_G.zero_grad(set_to_none=True)
             if opts[step_G] is not None:
-                amp.step(opts[step_G])
+                opt_step(opts[step_G])
             return loss_G
 
         fake = gan.G(z)
@@ -115,6 +124,7 @@ GAN_STEP_WRONG = [
     ("G's gradients never cleared", step(zero_G=None), "generator's gradients are never cleared"),
     ("generator first", step(order="GD"), "the generator went first"),
     ("new noise in G's turn", step(fresh_noise=True), "used new noise"),
+    ("plain backward and step, no scaler", step(plain=True), "On a Colab T4"),
 ]
 
 

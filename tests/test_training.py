@@ -256,3 +256,35 @@ def test_how_a_model_is_used_does_not_stop_its_run_resuming():
     check_compatible({**old, "config": {"ngf": 16}}, "agegan", {"ngf": 16, "strength": 0.9}, "runs/x", {"strength": 1.0})
     with pytest.raises(CheckpointMismatch, match="ngf: 16 in the checkpoint, 32 now"):  # training settings still count
         check_compatible(old, "agegan", {"ngf": 32, "strength": 0.9}, "runs/x")
+
+
+
+def test_a_step_that_bypasses_the_scaler_does_not_crash_a_t4(recwarn):
+    """Issue 26: a student's step that calls backward() and step() itself (right on a CPU) met GradScaler.update's
+    assertion on a float16 GPU. Now the update is skipped, with one warning that says what to call."""
+    import warnings
+
+    from helpers.training import Precision
+
+    amp = Precision.t4()
+    net = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(3):
+        with amp.autocast():
+            loss = net(torch.randn(4, 3)).float().pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        amp.update()  # the Trainer's call after every step
+    unscaled = [w for w in recwarn.list if "not scaled" in str(w.message)]
+    assert len(unscaled) == 1 and "precision.backward(loss)" in str(unscaled[0].message)
+    # and the scaler's own path still updates the scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with amp.autocast():
+            loss = net(torch.randn(4, 3)).float().pow(2).mean()
+        opt.zero_grad()
+        amp.backward(loss)
+        amp.step(opt)
+        amp.update()
+    assert amp.scaler.get_scale() > 0

@@ -176,6 +176,9 @@ class _Watch:
             opt.step = self._stepping(opt.step, f"opt_{name}")
         for p in gan.G.parameters():
             p.register_hook(self._reached_G)
+        amp = gan.precision  # on a CPU its backward and step are the plain ones; on a T4 they scale the gradients
+        amp.backward = self._stepping(amp.backward, "amp.backward")
+        amp.step = self._stepping(amp.step, "amp.step")
 
     def _stepping(self, step, name):
         def wrapped(*args, **kwargs):
@@ -329,6 +332,13 @@ def check_gan_step(step) -> str:
         "the generator's turn used the minimax loss: it trains with the model's non-saturating loss, gan.g_loss":
             lambda: _play(lambda g, r: _variant(g, r, g_loss=dcgan.generator_loss_minimax)),
     }, atol=1e-5, rtol=1e-4)
+    for events in watch[0].steps():
+        if events.count("amp.step") < 2 or events.count("amp.backward") < 2:
+            raise ExerciseError(
+                f"{what}: right on this computer, but each turn calls backward() and the optimiser's step() itself. "
+                "On a Colab T4 the model trains in float16, where small gradients round to zero unless the loss "
+                "is scaled first; gan.precision (amp in the cell) does that. Call amp.backward(loss) and "
+                "amp.step(optimiser) in both turns: on a CPU they are the plain calls")
     return passed(what)
 
 
