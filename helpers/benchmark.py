@@ -394,17 +394,20 @@ def measure_step(model, batch) -> dict:
 
     params = {t.untyped_storage().data_ptr() for net in model.networks.values() for t in net.parameters()}
     seen: dict = {}
+    alive: list = []  # every saved tensor is held until the end, so that no freed storage's address is reused
 
     def pack(t):
         if isinstance(t, torch.Tensor) and t.device.type != "meta":
             ptr = t.untyped_storage().data_ptr()
             if ptr not in params and ptr not in seen:
                 seen[ptr] = t.numel() * (2 if t.is_floating_point() else t.element_size())
+                alive.append(t)
         return t
 
     with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model.train_step(batch)
     model.precision.update()
+    alive.clear()
     return {"flops": int(counter.get_total_flops()), "saved_fp16_bytes": int(sum(seen.values()))}
 
 
