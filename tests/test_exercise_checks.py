@@ -428,7 +428,8 @@ def fid_variant(mistake: str = ""):
         ddof = 0 if mistake == "ddof" else 1
         s_r, s_g = np.cov(real, rowvar=rowvar, ddof=ddof), np.cov(fake, rowvar=rowvar, ddof=ddof)
         if mistake == "elementwise sqrt":
-            cross = np.sqrt(s_r @ s_g)
+            with np.errstate(invalid="ignore"):  # the mistake: negative entries give NaN
+                cross = np.sqrt(s_r @ s_g)
         elif mistake == "no sqrt":
             cross = s_r @ s_g
         elif mistake == "separate roots":
