@@ -613,18 +613,12 @@ class AgeGAN(Trainable):
         for name, fn in given.items():
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be a function, not {type(fn).__name__}")
-        if adain is not None:
-            for key, net in self.networks.items():
-                if key != "D":
-                    for m in net.modules():
-                        if isinstance(m, AdaIN):
-                            m.modulate = adain
-        if res_block is not None:
-            for key, net in self.networks.items():
-                if key != "D":
-                    for m in net.modules():
-                        if isinstance(m, _ModulatedResBlock):
-                            m.wiring = res_block
+        layers = [m for key, net in self.networks.items() if key != "D" for m in net.modules()]  # the generator(s)
+        for m in layers:
+            if adain is not None and isinstance(m, AdaIN):
+                m.modulate = adain
+            if res_block is not None and isinstance(m, _ModulatedResBlock):
+                m.wiring = res_block
         for name in ("age_loss_D", "age_loss_G", "cycle_loss", "aux_loss_C"):
             if given[name] is not None:
                 setattr(self, name, given[name])

@@ -55,3 +55,45 @@ def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e
 
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- network blocks (02-06)
+
+
+def built_block(fn: Callable, what: str, *args) -> torch.nn.Module:
+    """``fn(*args)`` under a fixed seed (the caller's random state untouched); refused unless it is a module."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = fn(*args)
+    if not isinstance(block, torch.nn.Module):
+        raise ExerciseError(f"{what} should return a network module (an nn.Sequential of its layers), not "
+                            f"{type(block).__name__}")
+    return block
+
+
+def leaves(block: torch.nn.Module) -> list[torch.nn.Module]:
+    """The block's layers in order, nested containers opened."""
+    return [m for m in block.modules() if not list(m.children())]
+
+
+def check_layer_order(layers, conv, norm, label: str, unit: str = "the block") -> None:
+    """Refuse a block whose layers are not the convolution, then its norm, then one activation."""
+    kinds = ["conv" if m is conv else "norm" if m is norm else "act" for m in layers]
+    if kinds != ["conv", "norm", "act"]:
+        raise ExerciseError(f"{label}'s layers come in the order {', '.join(type(m).__name__ for m in layers)}; "
+                            f"{unit} is the convolution, then its normalisation, then the activation")
+
+
+def check_same_numbers(block: torch.nn.Module, make_reference: Callable, x: torch.Tensor, label: str) -> None:
+    """Give ``block`` the reference's weights, parameter by parameter, and compare the two outputs on ``x``."""
+    from .core import check_close
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ref = make_reference()
+    with torch.no_grad():
+        for mine, theirs in zip(block.parameters(), ref.parameters()):
+            mine.copy_(theirs)
+    block.train()
+    ref.train()
+    check_close(block(x), ref(x), label, atol=1e-5, rtol=1e-4)

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import config, dcgan
+from ._shared import built_block, check_layer_order, check_same_numbers
+from ._shared import leaves as _leaves
 from .core import ExerciseError, check_close, exercise_check, passed
 
 
@@ -363,13 +365,8 @@ def check_up_block(fn) -> str:
     """``fn(c_in, c_out)`` against :func:`helpers.dcgan.up_block`: its layers, its output's shape, its numbers."""
     what = "up_block"
     c_in, c_out, H = 8, 4, 5
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        block = fn(c_in, c_out)
-    if not isinstance(block, nn.Module):
-        raise ExerciseError(f"{what} should return a network module (an nn.Sequential of its layers), not "
-                            f"{type(block).__name__}")
-    leaves = [m for m in block.modules() if not list(m.children())]
+    block = built_block(fn, what, c_in, c_out)
+    leaves = _leaves(block)
     convs = [m for m in leaves if _kind(m) == "conv"]
     if any(type(m) is nn.Conv2d for m in convs):
         raise ExerciseError(f"{what}: that is an ordinary convolution, which keeps or shrinks the image; the generator "
@@ -422,19 +419,9 @@ def check_up_block(fn) -> str:
     if not isinstance(acts[0], nn.ReLU):
         raise ExerciseError(f"{what} uses {type(acts[0]).__name__}; the generator's hidden layers use ReLU (tanh "
                             "belongs only to the output layer, which puts the image in [-1, 1])")
-    kinds = [_kind(m) for m in leaves]
-    if kinds != ["conv", "norm", "act"]:
-        raise ExerciseError(f"{what}'s layers come in the order {', '.join(type(m).__name__ for m in leaves)}; a "
-                            "DCGAN block is the convolution, then its normalisation, then the activation")
+    check_layer_order(leaves, conv, norms[0], what, unit="a DCGAN block")
     if conv.bias is not None:
         raise ExerciseError(f"{what}: the transposed convolution has a bias. The batch norm right after it subtracts "
                             "each channel's mean, which removes any bias: it is a parameter that cannot learn. Leave it out")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        ref = dcgan.up_block(c_in, c_out)
-    with torch.no_grad():
-        for mine, theirs in zip(block.parameters(), ref.parameters()):
-            mine.copy_(theirs)
-    ref.train()
-    check_close(block(x), ref(x), what, atol=1e-5, rtol=1e-4)
+    check_same_numbers(block, lambda: dcgan.up_block(c_in, c_out), x, what)
     return passed(what)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..cdcgan import paired_rate
 from ..dcgan import condition_features, condition_noise, input_block
-from ._shared import as_tensor, call, seeded
+from ._shared import as_tensor, built_block, call, check_layer_order, check_same_numbers, leaves, seeded
 from .core import ExerciseError, check_close, exercise_check, passed
 
 
@@ -145,18 +145,13 @@ def check_input_block(fn) -> str:
     what = "input_block"
     nz, K, c_out, B = 5, 3, 6, 3
     label = f"{what}({nz}, {K}, {c_out})"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        block = fn(nz, K, c_out)
-    if not isinstance(block, nn.Module):
-        raise ExerciseError(f"{what} should return a network module (an nn.Sequential of its layers), not "
-                            f"{type(block).__name__}")
-    leaves = [m for m in block.modules() if not list(m.children())]
-    if any(isinstance(m, nn.Linear) for m in leaves):
+    block = built_block(fn, what, nz, K, c_out)
+    layers = leaves(block)
+    if any(isinstance(m, nn.Linear) for m in layers):
         raise ExerciseError(f"{label} uses a linear layer. A linear layer and a reshape could do this job, but "
                             "DCGAN's generator is convolutional from its first layer: write it as a transposed "
                             "convolution from the 1x1 input to a 4x4 map")
-    convs = [m for m in leaves if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    convs = [m for m in layers if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     if len(convs) != 1:
         raise ExerciseError(f"{label} has {len(convs)} convolutions; the input block has exactly one, followed by "
                             "its normalisation and activation")
@@ -183,14 +178,14 @@ def check_input_block(fn) -> str:
     if conv.kernel_size[0] != 4:
         raise ExerciseError(f"{label}: 4x4 output, but from a {conv.kernel_size[0]}x{conv.kernel_size[0]} kernel; "
                             "each input number paints one 4x4 pattern: a 4x4 kernel with no padding")
-    norms = [m for m in leaves if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm))]
+    norms = [m for m in layers if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm))]
     if not norms:
         raise ExerciseError(f"{label} has no normalisation: like every block of the generator but the last, it "
                             "is followed by batch norm, which keeps training stable")
     if not isinstance(norms[0], nn.BatchNorm2d) or norms[0].num_features != c_out:
         raise ExerciseError(f"{label}: the norm is {type(norms[0]).__name__}; DCGAN's recipe is batch norm over "
                             "the convolution's c_out channels")
-    acts = [m for m in leaves if m is not conv and not any(m is n for n in norms)]
+    acts = [m for m in layers if m is not conv and not any(m is n for n in norms)]
     if not acts:
         raise ExerciseError(f"{label} has no activation: without one, this block and the next form one linear map")
     if isinstance(acts[0], nn.LeakyReLU):
@@ -204,16 +199,6 @@ def check_input_block(fn) -> str:
     if conv.bias is not None:
         raise ExerciseError(f"{label}: the transposed convolution has a bias, which the batch norm right after it "
                             "removes (it subtracts each channel's mean): a parameter that cannot learn. Leave it out")
-    kinds = ["conv" if m is conv else "norm" if m is norms[0] else "act" for m in leaves]
-    if kinds != ["conv", "norm", "act"]:
-        raise ExerciseError(f"{label}'s layers come in the order {', '.join(type(m).__name__ for m in leaves)}; "
-                            "the block is the convolution, then its normalisation, then the activation")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        ref = input_block(nz, K, c_out)
-    with torch.no_grad():
-        for mine, theirs in zip(block.parameters(), ref.parameters()):
-            mine.copy_(theirs)
-    ref.train()
-    check_close(block(x), ref(x), label, atol=1e-5, rtol=1e-4)
+    check_layer_order(layers, conv, norms[0], label)
+    check_same_numbers(block, lambda: input_block(nz, K, c_out), x, label)
     return passed(what)

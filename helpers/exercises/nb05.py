@@ -13,7 +13,8 @@ from torch import nn
 from ..cdcgan import frozen_generator
 from ..dcgan import Generator
 from ..encoder import Encoder, down_block, image_loss, latent_loss, refine_step
-from ._shared import call, close, grads, needs_grad, seeded
+from ._shared import (built_block, call, check_layer_order, check_same_numbers, close, grads, leaves, needs_grad,
+                      seeded)
 from .core import ExerciseError, check_close, exercise_check, passed
 
 NZ, SIZE, K = 8, 8, 2  # the tiny generator and encoder of these checks
@@ -180,14 +181,9 @@ def check_down_block(fn) -> str:
     what = "down_block"
     for c_in, c_out, k, H in ((3, 4, 5, 16), (4, 6, 3, 10)):
         label = f"{what}({c_in}, {c_out}, kernel_size={k})"
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            block = fn(c_in, c_out, k)
-        if not isinstance(block, nn.Module):
-            raise ExerciseError(f"{what} should return a network module (an nn.Sequential of its layers), not "
-                                f"{type(block).__name__}")
-        leaves = [m for m in block.modules() if not list(m.children())]
-        convs = [m for m in leaves if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        block = built_block(fn, what, c_in, c_out, k)
+        layers = leaves(block)
+        convs = [m for m in layers if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
         if len(convs) != 1:
             raise ExerciseError(f"{label} has {len(convs)} convolutions; one step of the encoder has exactly one, "
                                 "followed by its normalisation and activation")
@@ -213,14 +209,14 @@ def check_down_block(fn) -> str:
                                 f"{H // 2}x{H // 2}: the padding ({pd}) does not suit a {k}x{k} kernel. A convolution "
                                 "turns H into floor((H + 2 x padding - kernel) / stride) + 1; the padding must "
                                 "follow the kernel size, not be fixed")
-        norms = [m for m in leaves if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm))]
+        norms = [m for m in layers if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm))]
         if not norms:
             raise ExerciseError(f"{label} has no normalisation: the seed's encoder puts a batch norm after every "
                                 "convolution")
         if not isinstance(norms[0], nn.BatchNorm2d) or norms[0].num_features != c_out:
             raise ExerciseError(f"{label}: the norm is {type(norms[0]).__name__}({getattr(norms[0], 'num_features', '')}); "
                                 "the seed's encoder uses batch norm over the convolution's c_out channels")
-        acts = [m for m in leaves if m is not conv and not any(m is n for n in norms)]
+        acts = [m for m in layers if m is not conv and not any(m is n for n in norms)]
         if not acts:
             raise ExerciseError(f"{label} has no activation: the stacked steps would be one linear map, and no "
                                 "linear map of the pixels finds the noise that drew a face")
@@ -231,16 +227,6 @@ def check_down_block(fn) -> str:
         if conv.bias is not None:
             raise ExerciseError(f"{label}: the convolution has a bias, which the batch norm right after it removes "
                                 "(it subtracts each channel's mean): a parameter that cannot learn. Leave it out")
-        kinds = ["conv" if m is conv else "norm" if m is norms[0] else "act" for m in leaves]
-        if kinds != ["conv", "norm", "act"]:
-            raise ExerciseError(f"{label}'s layers come in the order {', '.join(type(m).__name__ for m in leaves)}; "
-                                "a step is the convolution, then its normalisation, then the activation")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            ref = down_block(c_in, c_out, k)
-        with torch.no_grad():
-            for mine, theirs in zip(block.parameters(), ref.parameters()):
-                mine.copy_(theirs)
-        ref.train()
-        check_close(block(x), ref(x), label, atol=1e-5, rtol=1e-4)
+        check_layer_order(layers, conv, norms[0], label, unit="a step")
+        check_same_numbers(block, lambda: down_block(c_in, c_out, k), x, label)
     return passed(what)
