@@ -117,24 +117,30 @@ def plot_losses(history, groups=None, smooth: int | None = None, figsize=None, l
     n = len(groups)
     fig, axes = plt.subplots(1, n, figsize=figsize or (5.5 * n, 3.6), squeeze=False)
     for ax, (title, terms) in zip(axes[0], groups.items()):
-        for i, term in enumerate(terms):
-            if term not in df:
-                continue
-            color = f"C{i}"
-            y = df[term]
-            if smooth > 1:
-                ax.plot(df.index, y, color=color, alpha=0.25, linewidth=0.8)
-                ax.plot(df.index, smooth_series(y, smooth), color=color, label=term)
-            else:
-                ax.plot(df.index, y, color=color, label=term)
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        if logy:
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        _loss_panel(ax, df, title, terms, smooth, logy=logy)
     fig.tight_layout()
     return fig
+
+
+def _loss_panel(ax, df: pd.DataFrame, title: str, terms, smooth: int, logy: bool = False, fontsize=None) -> None:
+    """One panel of loss curves: each term faint, with its moving average over ``smooth`` steps on top."""
+    for i, term in enumerate(terms):
+        if term not in df:
+            continue
+        color = f"C{i}"
+        y = df[term]
+        if smooth > 1:
+            ax.plot(df.index, y, color=color, alpha=0.25, linewidth=0.8)
+            ax.plot(df.index, smooth_series(y, smooth), color=color, label=term)
+        else:
+            ax.plot(df.index, y, color=color, label=term)
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_xlabel("step")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if len(df) and any(t in df for t in terms):
+        ax.legend(fontsize=fontsize and fontsize - 2)
 
 
 def _as_frames(frames) -> list[np.ndarray]:
@@ -250,9 +256,8 @@ class LiveView:
         self.snapshots, self.history, self.groups = snapshots, history, groups
         self.interval, self.title = float(interval), title
         self.handle = None
-        self.redraws = 0
-        self._last = time.monotonic()
         self._clock = time.monotonic
+        self._last = self._clock()
 
     def __call__(self, trainer=None) -> None:
         if self._clock() - self._last >= self.interval:
@@ -278,17 +283,8 @@ class LiveView:
             saved_at = paths[-1].stem.rpartition("_")[2]
             ax.set_title(f"progress grid, step {int(saved_at) if saved_at.isdigit() else saved_at}", fontsize=9)
             ax.axis("off")
-        smooth = max(1, len(df) // 50)
         for ax, (name, terms) in zip(axes, groups.items()):
-            for i, term in enumerate(terms):
-                y = df[term]
-                ax.plot(df.index, y, color=f"C{i}", alpha=0.25, linewidth=0.8)
-                ax.plot(df.index, smooth_series(y, smooth), color=f"C{i}", label=term)
-            ax.set_title(name, fontsize=9)
-            ax.set_xlabel("step")
-            ax.grid(alpha=0.3)
-            if terms and len(df):
-                ax.legend(fontsize=7)
+            _loss_panel(ax, df, name, terms, max(1, len(df) // 50), fontsize=9)
         label = f"{self.title}: " if self.title else ""
         fig.suptitle(f"{label}step {step if step is not None else (df.index[-1] if len(df) else 0)}", fontsize=10)
         fig.tight_layout()
@@ -304,7 +300,6 @@ class LiveView:
         else:
             self.handle.update(fig)
         plt.close(fig)
-        self.redraws += 1
         self._last = self._clock()
 
     def close(self, step=None) -> None:
