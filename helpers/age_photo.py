@@ -532,7 +532,7 @@ def load_ager(name: str, run_dir=None, device=None) -> Ager:
             raise NoTrainedModel(spec.missing_message([run_dir]))
     else:
         run_dir = spec.find_run()
-        if run_dir is None and spec.model in pretrained.SHIPPED and pretrained.path_of(spec.model).is_file():
+        if run_dir is None and spec.model in pretrained.PHOTO_MODELS and pretrained.path_of(spec.model).is_file():
             return _shipped_ager(spec, pick_device(device))
         if run_dir is None:
             raise NoTrainedModel(spec.missing_message())

@@ -95,7 +95,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import config
+from . import config, weights
 from .cli import check_strength  # the strength check lives with the command lines' early checks
 from .plots import denormalize
 from .layers import (MASK_INIT_BIAS, AgeAuxClassifier, ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1,
@@ -920,13 +920,18 @@ def group_labels(ages, group_edges) -> np.ndarray:
     return np.searchsorted(edges, np.asarray(ages), side="right") - 1
 
 
-def default_settings(device="cpu", source: str = "toy"):
+def default_settings(device="cpu", source: str = "toy", pretrained: bool = False):
     """The settings for a device and a face source.
 
     Toy faces: :data:`helpers.config.AGEGAN_CPU` (64 px; their age traits are drawn to survive it).
     Real faces: :data:`helpers.config.AGEGAN_REAL` (128 px) on a CUDA GPU,
     :data:`helpers.config.AGEGAN_REAL_CPU` (64 px) anywhere else.
+
+    ``pretrained=True``: the settings of the course's trained weights for these faces (``weights/``,
+    :func:`helpers.weights.pretrained_settings`), whatever the device, in a run folder of their own.
     """
+    if pretrained:
+        return weights.pretrained_settings(default_settings("cpu", source), weights.key("agegan", source))
     if source == "toy":
         return config.AGEGAN_CPU
     return config.AGEGAN_REAL if torch.device(device).type == "cuda" else config.AGEGAN_REAL_CPU

@@ -11,12 +11,12 @@ Only this module and the apps above it (:mod:`helpers.train`, :mod:`helpers.eval
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 
-from . import agegan, cdcgan, config, cyclegan, dcgan, encoder
+from . import agegan, cdcgan, config, cyclegan, dcgan, encoder, weights
 from .sources import SOURCES
 from .training import Checkpointer
 
@@ -69,8 +69,10 @@ class ModelSpec:
 
 
 def _names(*settings_names: str) -> Callable[[], list[str]]:
+    """The run names of these settings, then those of their pretrained runs (a notebook's PRETRAINED switch)."""
     def names() -> list[str]:
-        return list(dict.fromkeys(getattr(config, n).run_name for n in settings_names))
+        trained = [getattr(config, n).run_name for n in settings_names]
+        return list(dict.fromkeys(trained + [n + weights.RUN_SUFFIX for n in trained]))
 
     return names
 
@@ -78,9 +80,11 @@ def _names(*settings_names: str) -> Callable[[], list[str]]:
 def _cdcgan_names(wide: bool, *settings_names: str) -> Callable[[], list[str]]:
     def names() -> list[str]:
         out = []
-        for n in settings_names:
-            c = getattr(config, n)
-            out.append(cdcgan.run_name_for(c, c.wide_groups if wide else c.groups))
+        for suffix in ("", weights.RUN_SUFFIX):
+            for n in settings_names:
+                c = getattr(config, n)
+                c = replace(c, run_name=c.run_name + suffix)
+                out.append(cdcgan.run_name_for(c, c.wide_groups if wide else c.groups))
         return list(dict.fromkeys(out))
 
     return names

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import config
+from . import config, weights
 from .dcgan import DCGAN, Generator
 from .metrics import accuracy, predict_groups, train_group_classifier
 from .plots import show_image_rows
@@ -161,6 +161,16 @@ class CDCGANRun(Run):
     def label_grid(self, z=None) -> torch.Tensor:
         return self.gan.label_grid(z)
 
+    def pretrained_key(self) -> str:
+        """The course ships a run for each of the settings' two pairs of groups: ``cdcgan`` and ``cdcgan-wide``."""
+        groups = tuple(str(g) for g in self.groups)
+        for model, pair in (("cdcgan", self.settings.groups), ("cdcgan-wide", self.settings.wide_groups)):
+            if groups == tuple(str(g) for g in pair):
+                return weights.key(model, self.source)
+        raise weights.WeightsError(
+            f"the course ships cDCGAN weights for the groups {' / '.join(self.settings.groups)} and "
+            f"{' / '.join(self.settings.wide_groups)} only, not {' / '.join(groups)}: train this run (PRETRAINED = False)")
+
     def classifier(self, steps: int | None = None):
         """A :class:`helpers.metrics.GroupClassifier` trained on this run's real training faces (cached)."""
         if self._classifier is None:
@@ -178,13 +188,18 @@ class CDCGANRun(Run):
         return evaluate(self)
 
 
-def default_settings(device="cpu", source: str = "toy") -> config.CDCGANSettings:
+def default_settings(device="cpu", source: str = "toy", pretrained: bool = False) -> config.CDCGANSettings:
     """The settings for a device and a face source (both ``cdcgan`` and ``cdcgan-wide``).
 
     - toy faces: :data:`helpers.config.CDCGAN` on every device;
     - real faces: :data:`helpers.config.CDCGAN_REAL` on a CUDA GPU (full-width networks, more steps of
       bigger batches), :data:`helpers.config.CDCGAN_REAL_CPU` elsewhere (the toy setting, measured on real faces).
+
+    ``pretrained=True``: the settings of the course's trained weights for these faces (``weights/``,
+    :func:`helpers.weights.pretrained_settings`), whatever the device, in a run folder of their own.
     """
+    if pretrained:
+        return weights.pretrained_settings(default_settings("cpu", source), weights.key("cdcgan", source))
     if source == "toy":
         return config.CDCGAN
     return config.CDCGAN_REAL if torch.device(device).type == "cuda" else config.CDCGAN_REAL_CPU

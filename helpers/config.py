@@ -77,6 +77,10 @@ DATA = pick(
 )
 
 
+#: Training steps of the student's code that a notebook runs as a check before it loads the course's trained
+#: weights (its ``PRETRAINED`` switch; :meth:`helpers.runs.Run.load_pretrained`): enough to see the losses move.
+PRETRAINED_CHECK_STEPS = pick(10, 2)
+
 #: Settings fields that shape a run's bookkeeping (how often to save, what to show, how long to train), not the
 #: model: they are left out of :func:`model_config`, so changing them never makes a checkpoint incompatible.
 RUN_FIELDS = frozenset({

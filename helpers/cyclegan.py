@@ -100,7 +100,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import config, splits
+from . import config, splits, weights
 from .cache import build_cache, to_float, to_uint8
 from .layers import (LR_POLICIES, MASK_INIT_BIAS, AgeAuxClassifier, augmenter, LinearDecay, LSGANLoss, ResidualBlock,
                      WeightedL1, count_parameters, diff_augment, init_weights, make_scheduler, mask_head, mask_penalty)
@@ -788,13 +788,18 @@ def load_generators(path, device="cpu") -> CycleGAN:
 # --------------------------------------------------------------------------- a whole run (notebook and CLI)
 
 
-def default_settings(device="cpu", source: str = "toy"):
+def default_settings(device="cpu", source: str = "toy", pretrained: bool = False):
     """The settings for a device and a face source.
 
     - toy faces: :data:`helpers.config.CYCLEGAN` on a CUDA GPU, :data:`helpers.config.CYCLEGAN_CPU` elsewhere;
     - real faces: :data:`helpers.config.CYCLEGAN_REAL` on a CUDA GPU, :data:`helpers.config.CYCLEGAN_REAL_CPU`
       elsewhere (the mask, the auxiliary age classifier and DiffAugment that make real faces age).
+
+    ``pretrained=True``: the settings of the course's trained weights for these faces (``weights/``,
+    :func:`helpers.weights.pretrained_settings`), whatever the device, in a run folder of their own.
     """
+    if pretrained:
+        return weights.pretrained_settings(default_settings("cpu", source), weights.key("cyclegan", source))
     gpu = torch.device(device).type == "cuda"
     if source == "toy":
         return config.CYCLEGAN if gpu else config.CYCLEGAN_CPU

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config
+from . import config, weights
 from .cache import build_cache
 from .plots import show_grid
 from .runs import Run, default_run_dir, face_loader, load_split
@@ -354,13 +354,18 @@ class DCGANRun(Run):
         return {"final_samples": fig}
 
 
-def default_settings(device="cpu", source: str = "toy") -> config.DCGANSettings:
+def default_settings(device="cpu", source: str = "toy", pretrained: bool = False) -> config.DCGANSettings:
     """The settings for a device and a face source.
 
     - toy faces: :data:`helpers.config.DCGAN` on every device;
     - real faces: :data:`helpers.config.DCGAN_REAL` on a CUDA GPU (more epochs of bigger batches),
       :data:`helpers.config.DCGAN_REAL_CPU` elsewhere (the toy setting, measured on real faces).
+
+    ``pretrained=True``: the settings of the course's trained weights for these faces (``weights/``,
+    :func:`helpers.weights.pretrained_settings`), whatever the device, in a run folder of their own.
     """
+    if pretrained:
+        return weights.pretrained_settings(default_settings("cpu", source), weights.key("dcgan", source))
     if source == "toy":
         return config.DCGAN
     return config.DCGAN_REAL if torch.device(device).type == "cuda" else config.DCGAN_REAL_CPU

@@ -63,8 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config
-from .cdcgan import frozen_generator, setup_cdcgan
+from . import config, weights
+from .cdcgan import default_settings as cdcgan_settings_for, frozen_generator, setup_cdcgan
 from .dcgan import Generator, _n_layers
 from .metrics import predict_groups
 from .plots import show_image_rows
@@ -319,6 +319,13 @@ class EncoderRun(Run):
     def E(self) -> Encoder:
         return self.model.E
 
+    @property
+    def pretrained_part(self) -> str:
+        return self.model.mode  # the shipped file holds both encoders: E_seed and E_real
+
+    def pretrained_networks(self) -> dict[str, str]:
+        return {"E": f"E_{self.model.mode}"}
+
 
 class InversionRun:
     """Everything :func:`setup_inversion` builds: the trained cGAN, its frozen generator, both encoders, the test faces.
@@ -342,10 +349,13 @@ class InversionRun:
         return (f"{len(self.cgan.cache):,} real training faces ({self.cgan.source}), {len(self.eval_idx)} test faces "
                 f"measured, on {self.device}")
 
-    def train(self, steps: int | None = None):
-        """Train (or resume) both encoders until ``steps`` (default: the settings'); returns the real one's history."""
+    def train(self, steps: int | None = None, pretrained: bool = False):
+        """Train (or resume) both encoders until ``steps`` (default: the settings'); returns the real one's history.
+
+        ``pretrained=True``: load both from the course's weights instead (:meth:`helpers.runs.Run.load_pretrained`).
+        """
         for mode in ("seed", "real"):
-            history = getattr(self, mode).train(steps=steps)
+            history = getattr(self, mode).train(steps=steps, pretrained=pretrained)
         return history
 
     @property
@@ -481,14 +491,19 @@ def load_frozen_generator(path, device="cpu") -> Generator:
     return G.to(device).eval()
 
 
-def default_settings(device="cpu", source: str = "toy") -> config.EncoderSettings:
+def default_settings(device="cpu", source: str = "toy", pretrained: bool = False) -> config.EncoderSettings:
     """The settings for a device and a face source; each names the conditional DCGAN it inverts.
 
     - toy faces: :data:`helpers.config.ENCODER` on every device (it inverts ``CDCGAN``);
     - real faces: :data:`helpers.config.ENCODER_REAL` on a CUDA GPU (it inverts the GPU run,
       ``CDCGAN_REAL``), :data:`helpers.config.ENCODER_REAL_CPU` elsewhere (the toy setting, inverting
       ``CDCGAN_REAL_CPU``). This follows :func:`helpers.cdcgan.default_settings` for the same device and faces.
+
+    ``pretrained=True``: the settings of the course's trained weights for these faces (``weights/``,
+    :func:`helpers.weights.pretrained_settings`), whatever the device, in a run folder of their own.
     """
+    if pretrained:
+        return weights.pretrained_settings(default_settings("cpu", source), weights.key("encoder", source))
     if source == "toy":
         return config.ENCODER
     return config.ENCODER_REAL if torch.device(device).type == "cuda" else config.ENCODER_REAL_CPU
@@ -510,7 +525,7 @@ def cgan_settings(settings) -> config.CDCGANSettings:
 def setup_inversion(settings=None, data: str | None = None, data_path=None, device=None, run_dir=None,
                     cgan_run_dir=None, max_images: int | None = None, resume: bool = True, progress: bool = True,
                     verbose: bool = True, latent_loss=None, image_loss=None, refine_step=None,
-                    down_block=None) -> InversionRun:
+                    down_block=None, pretrained: bool = False) -> InversionRun:
     """The trained conditional DCGAN, its frozen generator, and both encoders with their trainers.
 
     The conditional DCGAN is notebook 04's run (``settings.cgan``: the "wide" or the "seed"
@@ -523,17 +538,23 @@ def setup_inversion(settings=None, data: str | None = None, data_path=None, devi
     and ``refine_step`` replace the reference functions (see :meth:`InversionRun.use`); ``down_block``
     builds both encoders' steps (default :func:`down_block`; notebook 05's exercise).
     ``settings`` default to :func:`default_settings` for the device and the face source that
-    ``data`` resolves to (:func:`helpers.runs.resolve_source`).
+    ``data`` resolves to (:func:`helpers.runs.resolve_source`). ``pretrained=True``: the conditional
+    DCGAN is the course's shipped one (``weights/cdcgan[-wide][-toy]``), loaded, not trained, and
+    ``settings`` default to the shipped encoders' (``default_settings(..., pretrained=True)``).
     """
     device = pick_device(device)
-    s = settings or default_settings(device, resolve_source(data, data_path))
-    c = cgan_settings(s)
+    source = resolve_source(data, data_path)
+    s = settings or (default_settings(device, source, pretrained=True) if pretrained else default_settings(device, source))
+    pretrained = pretrained or s.run_name.endswith(weights.RUN_SUFFIX)  # the shipped encoders invert the shipped cGAN
+    c = cdcgan_settings_for(device, source, pretrained=True) if pretrained else cgan_settings(s)
     if s.cgan not in ("wide", "seed"):
         raise ValueError(f"settings.cgan must be 'wide' or 'seed', not {s.cgan!r}")
     groups = c.wide_groups if s.cgan == "wide" else c.groups
     cgan = setup_cdcgan(c, groups, data=data, data_path=data_path, device=device, run_dir=cgan_run_dir,
                         max_images=max_images, progress=progress, verbose=verbose)
-    if cgan.trainer.step < c.steps:
+    if pretrained:
+        cgan.load_pretrained(check_steps=0)  # the course's own code: nothing of yours to check here
+    elif cgan.trainer.step < c.steps:
         if verbose:
             print(f"the conditional DCGAN in {cgan.run_dir} has {cgan.trainer.step} of {c.steps} steps: "
                   "training it now (notebook 04's run; it resumes from its last checkpoint)")

@@ -515,9 +515,9 @@ def translate_all(models=MODELS, data: str | None = None, data_path=None, runs_d
     sets, judges, missing = [], dict(judges or {}), []
     for name in models:
         if use_pretrained:
-            if name not in pretrained.SHIPPED:
-                raise ValueError(f"no shipped weights for {name!r}; these models ship weights: "
-                                 f"{', '.join(pretrained.SHIPPED)}")
+            if name not in pretrained.PHOTO_MODELS:
+                raise ValueError(f"no shipped weights to score for {name!r}; these models ship weights that "
+                                 f"translate faces: {', '.join(pretrained.PHOTO_MODELS)}")
             loaded = pretrained.load(name, device)  # WeightsError (a RuntimeError) says what to do
             run_dir = pretrained.path_of(name)
             source = data or (loaded[1]["data"] if name == "cyclegan" else loaded.config.get("data", "utkface"))
@@ -733,7 +733,8 @@ def run(args) -> int:
     try:
         models = args.models
         if args.pretrained and args.models == list(MODELS):  # no --models: every shipped file there is
-            models = [m for m in pretrained.SHIPPED if pretrained.path_of(m).is_file()] or list(pretrained.SHIPPED)
+            models = ([m for m in pretrained.PHOTO_MODELS if pretrained.path_of(m).is_file()]
+                      or list(pretrained.PHOTO_MODELS))
         rows = evaluate_all(models, args.data, args.data_path, args.runs_dir, s, args.fid, args.retrain, device,
                             max_images=args.max_images, use_pretrained=args.pretrained)
     except (FileNotFoundError, ValueError, CheckpointMismatch, pretrained.WeightsError) as e:  # a wrong folder or data: say so, no traceback

@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import config
+from . import config, weights
 from .config import name_of as setting_name
 from .cache import BatchLoader, build_cache
 from .plots import save_gif
@@ -321,8 +321,11 @@ class Run:
     #: Seconds between two redraws of the live view in a notebook (``train(live=...)`` changes it).
     LIVE_EVERY_S = 30.0
 
-    def train(self, epochs: int | None = None, steps: int | None = None, live=None):
+    def train(self, epochs: int | None = None, steps: int | None = None, live=None, pretrained: bool = False):
         """Train until ``epochs`` or ``steps`` in total (default: the settings' length); returns the loss history.
+
+        ``pretrained=True`` trains nothing for long: :meth:`load_pretrained` runs the student's code
+        for a few steps as a check, then loads the course's trained weights from ``weights/``.
 
         First :meth:`check_code`: checkpoints trained by other versions of the student's functions
         are moved aside, and the training starts again with the functions the model holds now.
@@ -332,6 +335,8 @@ class Run:
         the loss curves (:class:`helpers.plots.LiveView`); a number sets the seconds, ``False`` turns
         it off. A headless run keeps its short log lines and draws nothing.
         """
+        if pretrained:
+            return self.load_pretrained()
         code = self.check_code()
         if code:
             print("training with your functions:", ", ".join(code))
@@ -345,6 +350,86 @@ class Run:
         finally:
             self.trainer.forget(view)
             view.close(self.trainer.step)
+
+    # ----- shipped weights instead of a long training
+
+    #: The part of a shipped file this run's history comes from ("" for a file of one run).
+    pretrained_part = ""
+
+    def pretrained_key(self) -> str:
+        """The key of this run's shipped file in ``weights/`` (:func:`helpers.weights.key`)."""
+        return weights.key(self.model.name, self.source)
+
+    def pretrained_networks(self) -> dict[str, str]:
+        """``{network of the model: network in the file}``; by default the file's names, and an EMA copy takes G's."""
+        inside = weights.NETWORKS[weights.model_of(self.pretrained_key())]
+        out = {n: n for n in inside if n in self.model.networks}
+        out.update({f"{n}_ema": n for n in inside if f"{n}_ema" in self.model.networks})
+        return out
+
+    def load_pretrained(self, check_steps: int | None = None):
+        """Run the student's code for ``check_steps`` steps as a check, then load the course's trained weights.
+
+        The check (:meth:`helpers.training.Trainer.trial`) trains from where the run stands, writes
+        nothing, and says whether every loss stayed finite and the weights that ship changed; then
+        everything goes back. The networks that ship (the generators; :meth:`pretrained_networks`)
+        then take the shipped file's weights, and the trainer its step, epoch and loss history, so
+        the notebook's later cells show the trained model. The other networks (the discriminators)
+        stay untrained: nothing after training needs them. The run folder (its own, ``...-pretrained``:
+        :func:`helpers.weights.pretrained_settings`) then gets a checkpoint of the loaded model and a
+        sample grid, so notebooks 07 and 08 find it like a trained run. Returns the shipped loss history.
+        """
+        t, file_key = self.trainer, self.pretrained_key()
+        nets, cfg, note, parts = weights.read(file_key)
+        mapping = self.pretrained_networks()
+        n = config.PRETRAINED_CHECK_STEPS if check_steps is None else int(check_steps)
+        code = code_fingerprint(self.model)
+        if n:
+            self._check_run(n, sorted(set(mapping)), code)
+        where = weights.path_of(file_key)
+        for net, name in mapping.items():
+            try:
+                self.model.networks[net].load_state_dict(nets[name])
+            except RuntimeError as err:
+                first = str(err).strip().splitlines()[-1].strip()
+                raise weights.WeightsError(
+                    f"{where} holds a {name} of other sizes than this run's ({first}): build the run with the "
+                    f"file's settings, default_settings(device, source, pretrained=True)") from None
+        part = parts.get(self.pretrained_part, {})
+        t.history = weights.history_from(part.get("history", {"step": []}))
+        t.step, t.epoch, t.batch_in_epoch = int(part.get("step", cfg.get("steps", 0))), int(part.get("epoch", 0)), 0
+        t.resumed_from = None
+        self.pretrained = {"file": str(where), "steps": t.step, **note}
+        t.save()
+        (self.run_dir / self.CODE_FILE).write_text("{}")  # trained by the course's code, not the student's
+        if self.snapshots is not None:
+            self.snapshots(t)
+        took = f", {note['train_minutes']:g} min on {note.get('hardware', 'a CPU')}" if "train_minutes" in note else ""
+        print(f"loaded the course's trained {', '.join(sorted(set(mapping.values())))} from {where.name} "
+              f"({cfg.get('data', self.source)} faces, {t.step:,} steps{took}). To train it with your code "
+              "instead, set PRETRAINED = False and run the notebook again.")
+        return t.history
+
+    def _check_run(self, n: int, watched: list[str], code: dict) -> None:
+        """Train ``n`` steps with the model's functions inside :meth:`Trainer.trial`, and say what they did."""
+        t = self.trainer
+        before = {k: [p.detach().clone() for p in self.model.networks[k].parameters()] for k in watched}
+        start = t.step
+        with t.trial():
+            t.fit(steps=start + n)
+            rows = t.history.to_frame().loc[start + 1:]
+            moved = [k for k in watched
+                     if any(not torch.equal(a, b.detach()) for a, b in zip(before[k], self.model.networks[k].parameters()))]
+        first, last = rows.iloc[0], rows.iloc[-1]
+        shown = [c for c in rows.columns if rows[c].notna().all()][:4]
+        trend = ", ".join(f"{c} {first[c]:.3g} -> {last[c]:.3g}" for c in shown)
+        whose = f"your {', '.join(code)}" if code else "the course's code"
+        print(f"check: {n} training steps with {whose} ran, every loss finite ({trend}).")
+        still = [k for k in watched if k not in moved]
+        if still:
+            print(f"warning: {', '.join(still)} did not change in those steps: the step never updates "
+                  f"{'it' if len(still) == 1 else 'them'} (a fake detached before the loss that trains it, or its "
+                  "optimiser never stepped?). The loaded weights below hide that; PRETRAINED = False would show it.")
 
     def _live_view(self, live):
         from .plots import LiveView, in_notebook

@@ -21,6 +21,7 @@ the model's own code: that is the part a notebook teaches.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import os
@@ -520,6 +521,7 @@ class Trainer:
         self._step_callbacks: list[tuple[int, Callable]] = []
         self._epoch_callbacks: list[Callable] = []
         self._epoch_start_loader = self._loader_state()
+        self._saving = True
         if resume:
             self.restore()
 
@@ -589,9 +591,29 @@ class Trainer:
         self._epoch_start_loader = self._loader_state()
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
 
-    def save(self) -> Path:
-        """Write a checkpoint now (atomically); returns its path."""
+    def save(self) -> Path | None:
+        """Write a checkpoint now (atomically); returns its path (None inside :meth:`trial`, which writes none)."""
+        if not self._saving:
+            return None
         return self.checkpointer.save(self.state_dict(), self.step)
+
+    @contextlib.contextmanager
+    def trial(self):
+        """Train inside this block without leaving a trace, then put everything back as it was.
+
+        No checkpoint is written and no callback runs (snapshots, live views); at the end the
+        weights, optimisers, loss history, step, epoch and random states are those from before
+        the block. A notebook uses it to run a student's code for a few steps as a check.
+        """
+        before = copy.deepcopy(self.state_dict())
+        saving, steps_cb, epochs_cb, resumed = self._saving, self._step_callbacks, self._epoch_callbacks, self.resumed_from
+        self._saving, self._step_callbacks, self._epoch_callbacks, self.resumed_from = False, [], [], None
+        try:
+            yield self
+        finally:
+            self._saving, self._step_callbacks, self._epoch_callbacks = saving, steps_cb, epochs_cb
+            self.load_state_dict(before)
+            self.resumed_from = resumed
 
     def restore(self, path=None) -> Path | None:
         """Load the latest checkpoint of the run folder (or ``path``); returns its path, or None."""

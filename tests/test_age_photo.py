@@ -14,19 +14,17 @@ from PIL import Image
 pytest.importorskip("cv2")
 pytest.importorskip("skimage")
 
-from helpers import age_photo, config, faces  # noqa: E402
+from helpers import age_photo, config, faces, weights  # noqa: E402
 from helpers.training import Checkpointer  # noqa: E402
 
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
     """An empty RUNS_DIR, and no shipped weights (tests/test_pretrained.py covers those)."""
-    from helpers import pretrained
-
     d = tmp_path / "runs"
     d.mkdir()
     monkeypatch.setattr(config, "RUNS_DIR", d)
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "no-weights")
     return d
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from helpers import age_photo, config, faces, pretrained
+from helpers import age_photo, config, faces, pretrained, weights
 from helpers.cyclegan import CycleGAN, save_generators
 from helpers.training import Checkpointer
 
@@ -52,7 +52,7 @@ def test_bad_files_get_clear_errors(cyclegan_run, tmp_path):
 def test_photo_aged_with_shipped_weights_when_no_run(cyclegan_run, tmp_path, monkeypatch):
     _, run = cyclegan_run
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "no-runs")
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
     with pytest.raises(age_photo.NoTrainedModel):
         age_photo.load_ager("cyclegan")
     pretrained.export("cyclegan", run)
