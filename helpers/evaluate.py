@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true",
                    help="score the real-face weights shipped in weights/ instead of your run folders")
     p.add_argument("--out", default=None, help="path stem of the table (default RUNS_DIR/<EVAL.run_name>/results)")
+    p.add_argument("--realism-figures", default=None, metavar="DIR",
+                   help="also save realism_planted.png (artifacts planted on real test faces, and what the realism "
+                        "measure flags) and realism_flagged_<source>.png (the outputs it flags most) in DIR")
     p.add_argument("--strength", type=float, default=None,
                    help="the share of the age GAN's change put on each face, in (0, 2] (default: what its run or "
                         "shipped file says; 1 is the generator's own output)")
@@ -735,8 +738,10 @@ def run(args) -> int:
         if args.pretrained and args.models == list(MODELS):  # no --models: every shipped file there is
             models = ([m for m in pretrained.PHOTO_MODELS if pretrained.path_of(m).is_file()]
                       or list(pretrained.PHOTO_MODELS))
-        rows = evaluate_all(models, args.data, args.data_path, args.runs_dir, s, args.fid, args.retrain, device,
-                            max_images=args.max_images, use_pretrained=args.pretrained)
+        sets, judges, missing = translate_all(models, args.data, args.data_path, args.runs_dir, s, args.fid,
+                                              args.retrain, device, max_images=args.max_images,
+                                              use_pretrained=args.pretrained)
+        rows = score_all(sets, judges, missing)
     except (FileNotFoundError, ValueError, CheckpointMismatch, pretrained.WeightsError) as e:  # a wrong folder or data: say so, no traceback
         print(f"\nerror: {e}", file=sys.stderr)
         return 3
@@ -748,6 +753,11 @@ def run(args) -> int:
                   ["published; different data and setup; not comparable with the course's table"])
     print(M.markdown_table(df))
     print(f"\nwritten {csv} and {md} in {time.time() - t0:.0f}s")
+    if args.realism_figures:
+        if not sets:
+            print("no realism figures: no trained model was scored", file=sys.stderr)
+        for path in save_realism_figures(sets, judges, args.realism_figures) if sets else []:
+            print(f"written {path}")
     return 0
 
 

@@ -358,7 +358,8 @@ def test_pretrained_cyclegan_scored_on_real_faces_with_the_same_person_column(tm
                             "run / 'generators.pt'); pretrained.export('cyclegan', run); "
                             f"raise SystemExit(main(['--models', 'cyclegan', '--pretrained', '--data', 'utkface', "
                             f"'--data-path', {str(real_utkface_dir)!r}, '--max-images', '300', '--out', {str(out)!r}, "
-                            "'--steps', '10', '--threads', '1']))")
+                            f"'--steps', '10', '--threads', '1', '--realism-figures', {str(tmp_path / 'fig')!r}]))")
+    assert {p.name for p in (tmp_path / "fig").iterdir()} == {"realism_planted.png", "realism_flagged_utkface.png"}
     df = pd.read_csv(out.with_suffix(".csv"), na_values=["not measured"])
     models = list(df["model"])
     assert models[1:3] == ["CycleGAN (G_AB)", "CycleGAN (G_BA)"]

@@ -201,3 +201,21 @@ def test_each_shipped_file_builds_from_its_notebook_settings_and_loads(key):
         net.load_state_dict(nets[name])  # strict: every tensor, every shape
     if key not in ("cyclegan", "agegan"):  # the two photo models predate the histories
         assert parts and all(len(p["history"]["step"]) > 10 and p["step"] > 0 for p in parts.values()), key
+
+
+# --------------------------------------------------------------------------- the notebooks
+
+
+TRAINING_NOTEBOOKS = ["02_gan_basics", "03_cyclegan", "04_conditional_dcgan", "05_encoder", "06_age_modulated_gan"]
+
+
+@pytest.mark.parametrize("name", TRAINING_NOTEBOOKS)
+def test_each_training_notebook_loads_by_default_and_every_training_call_obeys_the_switch(name):
+    """``PRETRAINED = True`` is the committed default (nbval runs it), and no training cell ignores it."""
+    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    settings = [c for c in code if "PRETRAINED = True\n" in c]
+    assert len(settings) == 1 and "default_settings(" in settings[0] and "pretrained=PRETRAINED" in settings[0]
+    calls = [line for c in code for line in c.splitlines()
+             if ".train(" in line and not line.lstrip().startswith("#") and "toygan" not in line]
+    assert calls and all("pretrained=PRETRAINED" in line for line in calls), calls
