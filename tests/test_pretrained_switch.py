@@ -66,7 +66,7 @@ def test_load_pretrained_checks_the_code_then_loads_the_shipped_run(shipped, tmp
     run = _run(tmp_path / "mine")
     history = run.train(pretrained=True)
     out = capsys.readouterr().out
-    assert "check: 10 training steps with the course's code ran, every loss finite (loss_D" in out
+    assert f"check: {config.PRETRAINED_CHECK_STEPS} training steps with the course's code ran, every loss finite (loss_D" in out
     assert "loaded the course's trained G from dcgan-toy.safetensors (toy faces, 8 steps, 0.1 min" in out
     assert "PRETRAINED = False" in out
     # the generator is the shipped one (float16 storage), the step and the history are the shipped run's
