@@ -930,8 +930,9 @@ def default_settings(device="cpu", source: str = "toy", pretrained: bool = False
     ``pretrained=True``: the settings of the course's trained weights for these faces (``weights/``,
     :func:`helpers.weights.pretrained_settings`), whatever the device, in a run folder of their own.
     """
-    if pretrained:
-        return weights.pretrained_settings(default_settings("cpu", source), weights.key("agegan", source))
+    if pretrained:  # the shipped G needs no taught classifier: the few check steps run with an untaught one
+        s = weights.pretrained_settings(default_settings("cpu", source), weights.key("agegan", source))
+        return replace(s, age_aux_pretrain=0) if s.age_aux_pretrain else s
     if source == "toy":
         return config.AGEGAN_CPU
     return config.AGEGAN_REAL if torch.device(device).type == "cuda" else config.AGEGAN_REAL_CPU

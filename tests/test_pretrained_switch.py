@@ -219,3 +219,46 @@ def test_each_training_notebook_loads_by_default_and_every_training_call_obeys_t
     calls = [line for c in code for line in c.splitlines()
              if ".train(" in line and not line.lstrip().startswith("#") and "toygan" not in line]
     assert calls and all("pretrained=PRETRAINED" in line for line in calls), calls
+
+
+@pytest.fixture(scope="module")
+def utkface_folder(tmp_path_factory):
+    from test_notebooks_real_faces import utkface_layout_folder  # tests/ is on sys.path (pytest's rootdir import mode)
+
+    return utkface_layout_folder(tmp_path_factory.mktemp("utk") / "UTKFace")
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cyclegan", "cdcgan", "cdcgan-wide", "agegan", "encoder"])
+@pytest.mark.parametrize("source", ["utkface", "toy"])
+def test_every_model_loads_its_shipped_file_as_its_notebook_does(model, source, utkface_folder, tmp_path, monkeypatch,
+                                                               capsys):
+    """Colab's default (real faces) and the laptop's (toy faces): the notebook's settings, setup and train(pretrained=True)."""
+    from helpers import agegan, cdcgan, cyclegan, dcgan, encoder
+
+    monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
+    data = dict(data=source, data_path=str(utkface_folder) if source == "utkface" else None)
+    if model == "encoder":
+        S = encoder.default_settings("cpu", source, pretrained=True)
+        inv = encoder.setup_inversion(S, device="cpu", pretrained=True, **data)
+        history = inv.train(pretrained=True)
+        assert inv.cgan.trainer.step == 1200 and inv.seed.trainer.step == inv.real.trainer.step == 1000
+        assert torch.isfinite(inv.reconstruction_rows(inv.show_idx[:2])[0][1]).all()
+    else:
+        family = {"dcgan": dcgan, "cyclegan": cyclegan, "cdcgan": cdcgan, "cdcgan-wide": cdcgan, "agegan": agegan}[model]
+        S = family.default_settings("cpu", source, pretrained=True)
+        assert S.run_name.endswith("-pretrained")
+        if model.startswith("cdcgan"):
+            run = cdcgan.setup_cdcgan(S, S.wide_groups if model == "cdcgan-wide" else S.groups, device="cpu", **data)
+        elif model == "dcgan":
+            run = dcgan.setup_dcgan(S, device="cpu", **data)
+        elif model == "cyclegan":
+            run = cyclegan.setup_cyclegan(S, device="cpu", **data)
+        else:
+            run = agegan.setup_agegan(S, **data)
+        history = run.train(pretrained=True)
+        assert run.trainer.step > 0 and Checkpointer(run.run_dir).latest() is not None
+        assert catalog.get(model).find_run() == run.run_dir  # notebooks 07 and 08 find it
+    out = capsys.readouterr().out
+    assert "check:" in out and "every loss finite" in out and "loaded the course's trained" in out
+    if (model, source) not in (("cyclegan", "utkface"), ("agegan", "utkface")):  # the photo files keep no history
+        assert len(history) > 10
