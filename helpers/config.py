@@ -479,9 +479,12 @@ CDCGAN_REAL_CPU = CDCGAN
 # Real faces on a GPU (Colab T4 class): DCGAN's full width (ngf = ndf = 64) at 128 px, batch 64 and 8,000 steps
 # for each of notebook 04's two pairs of groups. Never run on a GPU: `python -m helpers.benchmark budget`
 # estimates about 14 T4 minutes for both at 25% of peak (846 GFLOP a step). Not yet shown to follow its label: a
-# CPU run at this size and width (128 px, ngf = ndf = 64, batch 16, 20-30 / 60+ on the UTKFace sample, 1,150 steps,
-# 10 epochs, about 37 min on 2 threads) drew varied, noisy faces with eyes, nose, mouth and hair in place, but
-# the label changed nothing: label agreement 50% (all read as 60+; classifier 93.2% on real faces), paired 0%.
+# CPU run at this size and width (128 px, ngf = ndf = 64, batch 16, 20-30 / 60+ on the UTKFace sample) drew varied,
+# noisy faces with eyes, nose, mouth and hair in place by 1,150 steps (10 epochs, about 37 min on 2 threads), but the
+# label changed nothing: agreement 50% (all read as 60+; classifier 93.2% on real faces), paired 0%. Resumed to
+# 2,000 steps (17 epochs, about 50 min more on one busy thread): agreement 53.3% (20-30 6.6%, 60+ 100%), paired 7.4%;
+# the faces grin, with distorted features and green-yellow speckle round the eyes at 1,750, and the two label rows
+# are nearly the same. Batch 16 is not the GPU's 64, but on this evidence the label does not take at this size.
 _CDCGAN_REAL_GPU = CDCGANSettings(image_size=128, batch_size=64, steps=8000, ngf=64, ndf=64, sample_every=500,
                                   checkpoint_every=1000, run_name="cdcgan-real")
 CDCGAN_REAL = pick(_CDCGAN_REAL_GPU, CDCGAN)
