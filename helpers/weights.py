@@ -41,6 +41,15 @@ NETWORKS = {"dcgan": ("G",), "cyclegan": ("G_AB", "G_BA"), "cdcgan": ("G",), "cd
 class WeightsError(RuntimeError):
     """A shipped weight file is missing, unreadable, or another model's; the message says what to do."""
 
+    def _render_traceback_(self) -> list[str]:
+        """In Jupyter, the message alone: it says what to do, and the frames of the loader would only hide it."""
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+def _unreadable(path: Path, err: Exception) -> WeightsError:
+    return WeightsError(f"{path} is not a readable safetensors file ({err}): it may be cut short or damaged; "
+                        "restore it with `git checkout weights/` or delete it and train the model")
+
 
 def key(model: str, source: str = "utkface") -> str:
     """The file key of ``model`` trained on ``source``: the model's name for real faces, ``NAME-toy`` for the toy faces."""
@@ -136,8 +145,7 @@ def _header(file_key: str, path: Path) -> dict:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise WeightsError(f"{path} is not a readable safetensors file ({err}): it may be cut short or damaged; "
-                           "restore it with `git checkout weights/` or delete it and train the model") from None
+        raise _unreadable(path, err) from None
     if meta.get("model") != file_key:
         raise WeightsError(f"{path} holds weights of model {meta.get('model')!r}, not {file_key!r}: "
                            f"use weights/{file_key}.safetensors")
@@ -164,8 +172,7 @@ def read(file_key: str, path=None) -> tuple[dict, dict, dict, dict]:
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise WeightsError(f"{path} is not a readable safetensors file ({err}): it may be cut short or damaged; "
-                           "restore it with `git checkout weights/` or delete it and train the model") from None
+        raise _unreadable(path, err) from None
     nets: dict = {}
     for name, t in tensors.items():
         net, _, param = name.partition(".")

@@ -133,8 +133,9 @@ def test_a_file_of_other_sizes_is_refused_with_what_to_do(shipped, tmp_path):
 
 
 def test_missing_and_foreign_files_say_what_to_do(shipped, tmp_path):
-    with pytest.raises(weights.WeightsError, match="no shipped weights at .*python -m helpers.train cdcgan --data toy"):
+    with pytest.raises(weights.WeightsError, match="no shipped weights at .*python -m helpers.train cdcgan --data toy") as e:
         weights.read("cdcgan-toy")
+    assert e.value._render_traceback_() == [f"\x1b[0;31mWeightsError\x1b[0m: {e.value}"]  # Jupyter: the message alone
     foreign = weights.path_of("cdcgan-toy")
     weights.path_of("dcgan-toy").rename(foreign)
     with pytest.raises(weights.WeightsError, match="holds weights of model 'dcgan-toy', not 'cdcgan-toy'"):
@@ -166,7 +167,7 @@ SHIPPED = sorted(p.stem for p in (ROOT / "weights").glob("*.safetensors"))
 
 
 def test_every_training_notebook_ships_weights_for_toy_and_real_faces_within_the_size_limits():
-    assert set(SHIPPED) == set(weights.keys())
+    assert set(SHIPPED) == set(weights.keys()) == set(pretrained.SHIPPED_NAMES)  # the CLI's light list too
     sizes = {k: weights.path_of(k, ROOT / "weights").stat().st_size for k in SHIPPED}
     assert max(sizes.values()) <= 8 * MiB, sizes
     assert sum(p.stat().st_size for p in (ROOT / "weights").iterdir()) <= 40 * MiB
