@@ -75,7 +75,7 @@ head on real faces) and ``acc_fake`` (the age head reading the *target* group in
 **On real faces** (``config.AGEGAN_REAL_CPU``; notebook 06, section 6, has the runs) the recipe
 changes: one whole discriminator per age group (``separate_D``), batches balanced across the
 groups, the age head off, and an auxiliary age classifier :math:`C` taught the real groups before
-the GAN starts. The generator adds :math:`\lambda_{aux}\,\mathrm{CE}(C(\tilde x), t)` (``G_age_aux``),
+the GAN starts, by the discriminator's age term (:func:`age_loss_D`), which has no age head to teach there. The generator adds :math:`\lambda_{aux}\,\mathrm{CE}(C(\tilde x), t)` (``G_age_aux``),
 and :math:`C` learns every step from the real faces and the fakes, *both labelled with their source
 group* (:func:`aux_loss_C`, logged as ``C_age``). Once trained, the generator is used at a
 ``strength``: ``x + strength * (G(x, t) - x)`` (:func:`translate`), and with ``ema`` the results
@@ -582,6 +582,9 @@ class AgeGAN(Trainable):
         # faces it draws wobble less from step to step than the trained weights' own. No optimiser
         # touches it; it is a network of the checkpoint, and the results and the shipped file use it.
         self.ema, self.ema_updates, self.G_ema, self.G_use = s.ema, 0, None, self.G
+        # The auxiliary classifier's lesson before the GAN (age_aux_pretrain): given by teach_aux_first(),
+        # taken at the first training step, with the age_loss_D the model holds then (a checkpointed flag).
+        self.aux_taught, self._aux_faces = False, None
         if s.ema > 0:
             self.G_ema = self.G_use = self.networks["G_ema"] = copy.deepcopy(self.G).requires_grad_(False)
 
@@ -624,10 +627,27 @@ class AgeGAN(Trainable):
                 setattr(self, name, given[name])
         return self
 
+    def teach_aux_first(self, images, labels, verbose: bool = True) -> None:
+        """Have the first training step teach the auxiliary classifier the real groups first (:meth:`pretrain_aux`).
+
+        Waiting for the first step (not teaching it here) means that the loss it learns from is the
+        ``age_loss_D`` the model holds when training starts: the student's, once :meth:`use` gave it.
+        A run resumed from a checkpoint has its classifier taught already (the flag is checkpointed).
+        """
+        if self.C_age is not None and self.settings.age_aux_pretrain > 0:
+            self._aux_faces = (images, labels, verbose)
+
     def train_step(self, batch) -> dict:
         real, source = batch  # faces in [-1, 1] and their age groups
         if real.shape[0] < 2:
             raise ValueError("train with batches of two faces or more")
+        if not self.aux_taught and self._aux_faces is not None:
+            images, labels, verbose = self._aux_faces
+            acc = self.pretrain_aux(images, labels)
+            if verbose:
+                print(f"auxiliary age classifier: {self.settings.age_aux_pretrain:,} steps on the real faces first, "
+                      f"with {getattr(self.age_loss_D, '__name__', 'age_loss_D')} as its loss "
+                      f"(accuracy {100 * acc:.0f}%, chance {100 / self.n_groups:.0f}%)")
         amp, aug = self.precision, self._augment
         target = random_targets(source, self.n_groups, self.target_rng)
 
@@ -703,8 +723,11 @@ class AgeGAN(Trainable):
         hundreds of steps, so its gradient tells the generator nothing, and a generator left to
         that finds patterns instead of ages. ``steps`` (default ``settings.age_aux_pretrain``)
         batches of ``batch_size`` faces from ``images`` (uint8 ``(N, 3, S, S)`` or a FaceCache),
-        every group equally likely, with its own augmentation. Seeded, so a run that restarts
-        from step 0 gets the same classifier. None when there is no classifier or nothing to do.
+        every group equally likely, with its own augmentation. The loss is the model's ``age_loss_D``
+        (the discriminator's age term: real faces against their own groups; there are no fakes yet,
+        so it gets none), so on real faces, where the per-group discriminators have no age head,
+        notebook 06's exercise still teaches a network. Seeded, so a run that restarts from step 0
+        gets the same classifier. None when there is no classifier or nothing to do.
         """
         steps = self.settings.age_aux_pretrain if steps is None else int(steps)
         if self.C_age is None or steps <= 0:
@@ -722,7 +745,7 @@ class AgeGAN(Trainable):
                 for x, y in loader:
                     with self.precision.autocast():
                         logits = self.C_age(self._augment_aux(x)).float()
-                        loss = F.cross_entropy(logits, y)
+                        loss = self.age_loss_D(logits, y, logits[:0], y[:0])  # real faces only: no fakes yet
                     opt.zero_grad(set_to_none=True)
                     self.precision.backward(loss)
                     self.precision.step(opt)
@@ -731,6 +754,7 @@ class AgeGAN(Trainable):
                     done += 1
                     if done == steps:
                         break
+        self.aux_taught = True
         return acc
 
     @torch.no_grad()
@@ -751,12 +775,15 @@ class AgeGAN(Trainable):
     # ----- checkpointing the target sampler (the Trainer calls these)
 
     def extra_state(self) -> dict:
-        return {"target_rng": self.target_rng.get_state(), "ema_updates": self.ema_updates}
+        return {"target_rng": self.target_rng.get_state(), "ema_updates": self.ema_updates,
+                "aux_taught": self.aux_taught}
 
     def load_extra_state(self, state: dict) -> None:
         if "target_rng" in state:
             self.target_rng.set_state(state["target_rng"])
         self.ema_updates = int(state.get("ema_updates", 0))
+        # Checkpoints from before the flag were all written after the classifier's lesson (then given in setup).
+        self.aux_taught = bool(state.get("aux_taught", True))
 
     # ----- inference
 
@@ -1007,11 +1034,7 @@ def setup_agegan(settings=None, data: str | None = None, data_path=None, device=
                     show=show, show_images=test_images[show])
     run.start(lambda: gan.age_grid(run.show_images).flatten(0, 1), nrow=len(groups) + 1,
               resume=resume, progress=progress)
-    if run.trainer.step == 0 and gan.C_age is not None and s.age_aux_pretrain > 0:  # a resumed run has its own
-        acc = gan.pretrain_aux(cache, labels)
-        if verbose:
-            print(f"auxiliary age classifier: {s.age_aux_pretrain} steps on the real faces first "
-                  f"(accuracy {100 * acc:.0f}%, chance {100 / len(groups):.0f}%)")
+    gan.teach_aux_first(cache, labels, verbose)  # at the first step, with the age_loss_D the model holds then
     return run
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -485,3 +486,51 @@ def test_ema_generator_averages_resumes_and_is_what_is_used(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(t3.model.G_ema.parameters(), gan.G_ema.parameters()))
     with pytest.raises(ValueError, match="ema is a decay per step"):
         tiny(ema=1.0)
+
+
+def test_on_real_faces_the_students_age_loss_D_teaches_the_auxiliary_classifier_at_the_first_step(tmp_path):
+    # Real faces: the per-group discriminators have no age head (lambda_age_D = 0), so the student's age_loss_D
+    # is what teaches the auxiliary classifier the real groups before the GAN starts, and so it still trains a
+    # network on Colab. The lesson waits for the first step, so a function given with use() after setup counts.
+    from helpers import config
+
+    s = replace(config.AGEGAN_REAL_CPU, image_size=32, n_layers_D=3, ngf=8, ndf=8, age_aux_size=16, age_aux_ndf=4,
+                age_aux_pretrain=5, batch_size=4)
+    gan = ag.AgeGAN(s)
+    x = smooth_faces(8, 32)
+    y = torch.arange(8) % len(s.group_edges)
+    calls = []
+
+    def mine(real_logits, source, fake_logits, target):
+        calls.append((tuple(real_logits.shape), tuple(fake_logits.shape)))
+        return F.cross_entropy(real_logits, source)
+
+    gan.teach_aux_first(((x + 1) * 127.5).round().to(torch.uint8), y, verbose=False)
+    assert not gan.aux_taught and not calls  # nothing is taught before training starts
+    gan.use(age_loss_D=mine)
+    before = [p.detach().clone() for p in gan.C_age.parameters()]
+    gan.train_step((x[:4], y[:4]))
+    lesson = [c for c in calls if c[1][0] == 0]  # the lesson: real faces only, no fakes
+    assert len(lesson) == 5 and lesson[0][0][1] == len(s.group_edges) and gan.aux_taught
+    assert any(not torch.equal(a, b) for a, b in zip(before, gan.C_age.parameters()))
+    n = len(calls)
+    gan.train_step((x[4:], y[4:]))
+    assert len(calls) == n + 1  # taught once; after that only the (zero-weighted) step term calls it
+
+    # The flag is checkpointed: a resumed run is not taught again; a run put back to its untrained state is.
+    loader = BatchLoader(((x + 1) * 127.5).round().to(torch.uint8), 4, labels=y, seed=0)
+    t = Trainer(gan, loader, tmp_path / "run", config=gan.config, progress=False)
+    untrained = ag.AgeGAN(s)
+    assert Trainer(untrained, loader, tmp_path / "fresh", config=untrained.config, progress=False).state_dict()[
+        "extra"]["aux_taught"] is False
+    t.fit(steps=1)
+    again = ag.AgeGAN(s, age_loss_D=mine)
+    again.teach_aux_first(((x + 1) * 127.5).round().to(torch.uint8), y, verbose=False)
+    Trainer(again, loader, tmp_path / "run", config=again.config, progress=False)  # resumes
+    assert again.aux_taught
+    n = len(calls)
+    again.train_step((x[:4], y[:4]))
+    assert len(calls) == n + 1
+    old = ag.AgeGAN(s)
+    old.load_extra_state({})  # a checkpoint from before the flag: written after the lesson (then given in setup)
+    assert old.aux_taught
