@@ -29,6 +29,7 @@ import json
 import textwrap
 import time
 import types
+import warnings
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -397,7 +398,14 @@ class Run:
                     f"file's settings, default_settings(device, source, pretrained=True)") from None
         part = parts.get(self.pretrained_part, {})
         t.history = weights.history_from(part.get("history", {"step": []}))
-        t.step, t.epoch, t.batch_in_epoch = int(part.get("step", cfg.get("steps", 0))), int(part.get("epoch", 0)), 0
+        # A file from before the histories has no epoch: its runs were trained to their settings' end.
+        done = int(cfg.get("n_epochs_constant") or 0) + int(cfg.get("n_epochs_decay") or 0)
+        t.step, t.epoch, t.batch_in_epoch = int(part.get("step", cfg.get("steps", 0))), int(part.get("epoch", done)), 0
+        with warnings.catch_warnings():  # the learning rates where the shipped run left them (stepped once per epoch)
+            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": nothing trains here
+            for sched in getattr(self.model, "schedulers", {}).values():
+                for _ in range(t.epoch - int(getattr(sched, "last_epoch", 0))):
+                    sched.step()
         t.resumed_from = None
         self.pretrained = {"file": str(where), "steps": t.step, **note}
         t.save()
