@@ -316,6 +316,17 @@ class Decoder(nn.Module):
         return h
 
 
+def coarse_colour(change: torch.Tensor, cells: int) -> torch.Tensor:
+    """``change`` (B, 3, H, W) with its grey part kept and its colour averaged to ``cells x cells`` and enlarged smoothly.
+
+    The grey part is the mean over R, G and B (the same on all three); the colour is what is left.
+    """
+    grey = change.mean(1, keepdim=True)
+    colour = F.adaptive_avg_pool2d((change - grey).float(), cells)
+    colour = F.interpolate(colour, size=change.shape[-2:], mode="bilinear", align_corners=False)
+    return grey + colour.to(change.dtype)
+
+
 class AgeGenerator(nn.Module):
     """``G(x, t) = Decoder(E(x), M(E(x), t))``: faces ``(B, 3, S, S)`` in [-1, 1] and target groups -> faces of that age.
 
@@ -331,15 +342,21 @@ class AgeGenerator(nn.Module):
     *is* the input, pixel for pixel, so the person stays and the age change goes where it shows.
     ``forward(x, t, return_mask=True)`` also returns ``m``.
 
+    ``colour_res`` (0: off) keeps the change's *colour* coarse: the change ``G(x, t) - x`` is split
+    into its grey part (the same amount on R, G and B: lighter, darker, lines) and the rest (its
+    colour), and the colour is averaged to ``colour_res x colour_res`` cells and enlarged smoothly.
+    Greying hair, paler or ruddier skin are broad and survive it; a purple patch under an eye or a
+    blue smear along the jaw cannot be drawn at all.
+
     ``strength`` (not a weight; 1 unless the run's settings say otherwise) is how much of the change
     ``G(x, t) - x`` :func:`translate` puts on a face when the generator is *used*; training always
     sees the whole change.
     """
 
     def __init__(self, n_groups: int, ngf: int = 32, n_enc_blocks: int = 2, n_dec_blocks: int = 2, style_dim: int = 128,
-                 upsample: str = "transposed", residual: bool = False, mask: bool = False):
+                 upsample: str = "transposed", residual: bool = False, mask: bool = False, colour_res: int = 0):
         super().__init__()
-        self.n_groups, self.residual = n_groups, residual
+        self.n_groups, self.residual, self.colour_res = n_groups, residual, int(colour_res)
         self.strength = 1.0  # the share of the change :func:`translate` puts on a face (a plain attribute, not a weight)
         self.encoder = Encoder(ngf, n_enc_blocks)
         self.decoder = Decoder(ngf, n_dec_blocks, upsample)
@@ -357,6 +374,8 @@ class AgeGenerator(nn.Module):
         if self.mask_head is not None:
             m = torch.sigmoid(self.mask_head(h).float()).to(x.dtype)
             y = m * y + (1 - m) * x
+        if self.colour_res:
+            y = (x + coarse_colour(y - x, self.colour_res)).clamp(-1, 1)
         return (y, m) if return_mask else y
 
     def start_as_identity(self) -> "AgeGenerator":
@@ -547,7 +566,8 @@ class AgeGAN(Trainable):
             return self.precision.prepare(net.to(self.device))
 
         gen = dict(n_groups=n_groups, ngf=ngf, n_enc_blocks=s.n_enc_blocks, n_dec_blocks=s.n_dec_blocks,
-                   style_dim=s.style_dim, upsample=s.upsample, residual=s.residual, mask=s.mask)
+                   style_dim=s.style_dim, upsample=s.upsample, residual=s.residual, mask=s.mask,
+                   colour_res=s.colour_res)
         self.G = build(init_weights(AgeGenerator(**gen)).start_as_identity())
         self.G.strength = check_strength(s.strength)  # used by translate() and the grids, never by the training step
         self.networks = {"G": self.G}
@@ -899,7 +919,8 @@ def load_generator(run_dir, device="cpu", which: str = "G") -> AgeGenerator:
 def generator_from(c: dict, weights: dict, device="cpu") -> AgeGenerator:
     """An :class:`AgeGenerator` rebuilt from a checkpoint's config ``c`` with ``weights``, in eval mode."""
     G = AgeGenerator(c["n_groups"], c["ngf"], c["n_enc_blocks"], c["n_dec_blocks"], c["style_dim"],
-                     c.get("upsample", "transposed"), c.get("residual", False), bool(c.get("mask", False)))
+                     c.get("upsample", "transposed"), c.get("residual", False), bool(c.get("mask", False)),
+                     int(c.get("colour_res", 0) or 0))
     G.load_state_dict(weights)
     G.group_edges = c.get("group_edges")
     G.config = c

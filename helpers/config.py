@@ -352,6 +352,7 @@ class AgeGANSettings:
     balanced: bool = False  # batches drawn with every age group equally likely (the rare 75+ faces as often as children)
     strength: float = 1.0  # when used (not in training): the share of the generator's change put on a face, in (0, 2]
     ema: float = 0.0  # >0: keep a moving average of the generator's weights with this decay per step, and use it (0: off)
+    colour_res: int = 0  # >0: the change's colour averaged to this many cells a side (no small colour patches; 0: off)
 
     @property
     def epochs(self) -> int:

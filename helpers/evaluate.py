@@ -469,7 +469,7 @@ def identity_rows(judges: Judges, sizes) -> list[dict]:
 
 def realism_rows(judges: Judges) -> dict:
     """The realism measure's validation on this source's real test faces (:func:`helpers.metrics.realism_check`)."""
-    test = judges.test_cache(M.REALISM.size)
+    test = judges.test_cache(M.REALISM_SIZE)
     n = 300 if judges.s.n_faces is None else min(300, max(judges.s.n_faces, 24))
     return M.realism_check(test.tensor(), test.table, n=n)
 
@@ -655,14 +655,13 @@ def show_most_flagged(sets, n: int = 10, order: str = "most"):
     sets = [t for t in sets if t.has_input]
     if not sets:
         raise ValueError("no translations of input faces to judge (the cDCGAN alone has no input)")
-    size = M.REALISM.size
+    size = M.REALISM_SIZE
     src = torch.cat([M._resize(M._as_float(t.source), size) for t in sets])
     fake = torch.cat([M._resize(M._as_float(t.fake), size) for t in sets])
     labels = [f"{t.model.split(' (')[0].split(',')[0]}\n-> {t.groups[k]}" for t in sets for k in t.target]
     which = "flagged most" if order == "most" else "passed most easily"
     return M.show_realism(src, fake, n=n, order=order, labels=labels,
-                          title=f"The outputs the realism measure {which} (magenta: colour the change painted; "
-                                "cyan: a lone dark spot)")
+                          title=f"The outputs the realism measure {which} (magenta: where it objects)")
 
 
 def save_realism_figures(sets, judges: dict, folder) -> list[Path]:
@@ -672,7 +671,7 @@ def save_realism_figures(sets, judges: dict, folder) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     j = judges[_source_of(sets[0], judges)]
-    test = j.test_cache(M.REALISM.size).tensor()
+    test = j.test_cache(M.REALISM_SIZE).tensor()
     fig = M.show_planted(test[torch.as_tensor(j.pick(len(test), seed=5, n=len(M.PLANT_KINDS) + 1))])
     paths.append(folder / "realism_planted.png")
     fig.savefig(paths[-1], dpi=110)
@@ -698,8 +697,8 @@ def table_notes(rows) -> list[str]:
     notes += sorted({r["identity_note"] for r in rows if r.get("identity_note")})
     if any(r.get("realism_flagged") is not None for r in rows):
         notes.append("flagged unrealistic: share of outputs that would not pass for a photo of the input's face: "
-                     "a patch of colour no face has, or a lone dark spot, that the change painted "
-                     "(helpers.metrics.RealismJudge; lower is better). The 'realism check' rows validate it: "
+                     "a patch of colour, a dark spot or a smear painted on the face, as a small detector trained on clean "
+                     "and painted real faces sees it in the output alone (helpers.realism; lower is better). The 'realism check' rows validate it: "
                      "artifacts planted on real test faces must be flagged (>= 90%), the same faces unaltered and "
                      "real faces of the other age group must not (<= 5%).")
     notes += sorted({r["realism_note"] for r in rows if r.get("realism_note")})

@@ -534,3 +534,29 @@ def test_on_real_faces_the_students_age_loss_D_teaches_the_auxiliary_classifier_
     old = ag.AgeGAN(s)
     old.load_extra_state({})  # a checkpoint from before the flag: written after the lesson (then given in setup)
     assert old.aux_taught
+
+
+def test_coarse_colour_keeps_the_grey_change_and_blurs_only_its_colour():
+    change = torch.zeros(1, 3, 32, 32)
+    change[:, :, 10:14, 10:14] = torch.tensor([0.6, -0.2, 0.4]).view(1, 3, 1, 1)  # a small purple patch ...
+    change[:, :, 20:24, 4:8] = -0.5  # ... and a small grey (darker) spot
+    out = ag.coarse_colour(change, 4)
+    grey_in, grey_out = change.mean(1), out.mean(1)
+    assert torch.allclose(grey_in, grey_out, atol=1e-6)  # lighter / darker is kept, pixel for pixel
+    colour_in, colour_out = change - grey_in[:, None], out - grey_out[:, None]
+    assert colour_out.abs().amax() < 0.25 * colour_in.abs().amax()  # the patch's colour is spread thin
+    assert torch.allclose(colour_out.sum((2, 3)), colour_in.sum((2, 3)), rtol=0.05, atol=1e-3)  # not removed
+    torch.manual_seed(0)
+    G = ag.AgeGenerator(K, ngf=8, n_enc_blocks=1, n_dec_blocks=1, style_dim=16, residual=True, mask=True,
+                        colour_res=4)
+    for p in G.decoder.to_rgb.parameters():  # any change it draws
+        torch.nn.init.normal_(p, std=0.05)
+    x, t = smooth_faces(2), torch.tensor([1, 2])
+    with torch.no_grad():
+        coarse = G(x, t)
+        G.colour_res = 0
+        fine = G(x, t)
+    assert torch.allclose(coarse, (x + ag.coarse_colour(fine - x, 4)).clamp(-1, 1), atol=1e-6)  # the change, coarsened
+    assert not torch.allclose(coarse, fine, atol=1e-3)
+    gan = tiny(colour_res=4)
+    assert gan.G.colour_res == 4 and ag.generator_from(gan.config, gan.G.state_dict()).colour_res == 4

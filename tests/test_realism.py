@@ -1,9 +1,11 @@
-"""The realism measure (helpers.metrics.RealismJudge): planted artifacts are flagged, real faces are not.
+"""The realism measure: planted artifacts are flagged, real faces are not.
 
-Runs everywhere on toy faces drawn by the test. Where the real UTKFace sample is present
-(tests/conftest.py), the same check also runs on real test-split faces; where it is absent that
-test skips and says so. The floors below are what the measure reaches today (see the module
-docstring of helpers.metrics for the figures): they keep it from quietly getting worse.
+The course's measure is the learned blotch detector shipped in weights/realism.safetensors
+(helpers.realism); helpers.metrics.RealismJudge (``M.RULES``), the first, hand-made one, is kept
+for comparison. The planted-artifact checks run everywhere on toy faces drawn by the test and,
+where the real UTKFace sample is present (tests/conftest.py), on 300 real test-split faces with
+issue 23's targets: at least 90% of planted faces flagged, at most 5% of the same faces unaltered
+and at most 5% of real faces of the other age group.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 from helpers import metrics as M
+from helpers import realism as R
 from helpers import toyfaces
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,11 +40,11 @@ def toy_old():
     return _toy([55, 63, 70, 78])
 
 
-def _rates(faces, seed=0):
+def _rates(faces, judge, seed=0):
     out = {}
     for i, kind in enumerate(M.PLANT_KINDS):
         planted = M.plant_artifacts(faces, kind, np.random.default_rng(seed + i))
-        out[kind] = 100.0 * M.REALISM.flags(planted, faces).mean()
+        out[kind] = 100.0 * judge.flags(planted, faces).mean()
     return out
 
 
@@ -76,42 +79,95 @@ def test_plant_artifacts_is_seeded_keeps_the_type_and_paints_the_face(toy_young)
 def test_scores_name_what_was_found(toy_young):
     faces = toy_young[:8]
     patched = M.plant_artifacts(faces, "green", np.random.default_rng(1))
-    s = M.REALISM.scores(patched, faces)
+    s = M.RULES.scores(patched, faces)
     assert list(s.columns) == ["colour_patch", "dark_spot", "severity", "flagged"]
     assert (s["colour_patch"] > s["dark_spot"]).mean() > 0.5  # a green patch is colour, not a dark spot
-    same = M.REALISM.scores(faces, faces)
+    same = M.RULES.scores(faces, faces)
     assert not same["flagged"].any() and (same["severity"] == 0).all()
     with pytest.raises(ValueError, match="one input per output"):
-        M.REALISM.scores(faces, faces[:3])
+        M.RULES.scores(faces, faces[:3])
+    where = M.RULES.where(patched, faces)
+    assert where.shape == (8, 64, 64) and where[torch.as_tensor(s["flagged"].to_numpy())].flatten(1).any(1).all()
+
+
+# --------------------------------------------------------------------------- the learned detector
+
+
+def test_random_artifacts_are_seeded_and_paint_only_the_face(toy_young):
+    faces = toy_young[:8]
+    a = R.random_artifacts(faces, np.random.default_rng(4))
+    assert a.dtype == torch.uint8 and a.shape == faces.shape
+    assert torch.equal(a, R.random_artifacts(faces, np.random.default_rng(4)))
+    changed = (a.float() - faces.float()).abs().amax(1) > 8
+    assert changed.flatten(1).any(1).all()  # every face gets something
+    assert not changed[:, ~M.face_mask(64, 1.3)].any()
+
+
+def test_the_detector_trains_and_its_file_round_trips(toy_young, tmp_path):
+    net = R.train_detector(toy_young, steps=3, batch=8, log_every=0)
+    j = R.BlotchJudge(net, 0.25, {"steps": 3})
+    path = R.save(net, 0.25, {"steps": 3}, tmp_path / "r.safetensors")
+    back = R.load(path)
+    assert back.threshold == 0.25 and back.note == {"steps": 3}
+    a, b = j.score(toy_young[:4])[0], back.score(toy_young[:4])[0]
+    assert np.allclose(a, b, atol=0.05)  # float16 in the file
+    s = back.scores(toy_young[:4], toy_young[:4])
+    assert list(s.columns) == ["score", "severity", "flagged"] and back.where(toy_young[:4]).shape == (4, 64, 64)
+    with pytest.raises(ValueError, match="one input per output"):
+        back.scores(toy_young[:4], toy_young[:3])
+
+
+def test_a_missing_foreign_or_damaged_detector_file_says_what_to_do(tmp_path):
+    with pytest.raises(R.RealismUnavailable, match="missing.*python -m helpers.realism"):
+        R.load(tmp_path / "none.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(R.RealismUnavailable, match="not a readable safetensors file"):
+        R.load(bad)
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(1)}, str(other), metadata={"model": "agegan"})
+    with pytest.raises(R.RealismUnavailable, match="'agegan' weights, not the realism detector"):
+        R.load(other)
 
 
 # --------------------------------------------------------------------------- the rates on toy faces (everywhere)
 
 
-def test_planted_artifacts_are_flagged_on_toy_faces(toy_young, toy_old):
-    faces = torch.cat([toy_young[: N_TOY // 2], toy_old[: N_TOY // 2]])
-    r = _rates(faces)
-    print("toy faces, planted flagged (%):", {k: round(v) for k, v in r.items()})
-    for kind in ("purple", "green", "orange", "blue"):
-        assert r[kind] >= 60, (kind, r)
-    assert np.mean(list(r.values())) >= 60, r
+@pytest.fixture(scope="module")
+def judge():
+    return M.realism_judge()
 
 
-def test_unaltered_toy_faces_and_real_aging_are_not_flagged(toy_young, toy_old):
+def test_the_shipped_detector_is_the_course_measure_and_is_small(judge):
+    assert isinstance(judge, R.BlotchJudge) and R.FILE.stat().st_size < 512 * 1024
+    assert judge.note["checks"]["utkface"]["planted"] >= 90  # what its training run measured on the sample
+
+
+def test_planted_artifacts_are_flagged_on_toy_faces(toy_young, toy_old, judge):
     faces = torch.cat([toy_young, toy_old])
-    assert M.REALISM.flag_rate(M.unaltered(faces), faces) <= 5.0
+    r = _rates(faces, judge)
+    print("toy faces, planted flagged (%):", {k: round(v) for k, v in r.items()})
+    assert np.mean(list(r.values())) >= 90, r
+    assert min(r.values()) >= 75, r
+
+
+def test_unaltered_toy_faces_and_real_aging_are_not_flagged(toy_young, toy_old, judge):
+    faces = torch.cat([toy_young, toy_old])
+    assert judge.flag_rate(M.unaltered(faces), faces) <= 5.0
     # The toy painter draws the same person older: grey hair, wrinkles, age spots, paler skin.
     older = _toy([72])
     younger = _toy([22])
-    assert M.REALISM.flag_rate(older, younger) <= 5.0
-    assert M.REALISM.flag_rate(younger, older) <= 5.0
+    assert judge.flag_rate(older, younger) <= 5.0
+    assert judge.flag_rate(younger, older) <= 5.0
 
 
 # --------------------------------------------------------------------------- the rates on real faces (with the sample)
 
 
 def test_realism_check_on_real_test_faces(real_utkface_dir):
-    """With the sample: 100 real test-split faces. Without it: skips (the fixture says why)."""
+    """With the sample: issue 23's validation on 300 real test-split faces. Without it: skips (the fixture says why)."""
     from helpers.cache import build_cache
     from helpers.sources import load_faces
     from helpers.splits import train_test_split
@@ -119,15 +175,9 @@ def test_realism_check_on_real_test_faces(real_utkface_dir):
 
     table = load_faces("utkface", path=real_utkface_dir, verbose=False)
     _, test = train_test_split(table, config.DATA.test_fraction, config.DATA.split_seed)
-    test = test.sample(n=min(400, len(test)), random_state=0).reset_index(drop=True)
     cache = build_cache(test, 64, verbose=False)
-    c = M.realism_check(cache.tensor(), cache.table, n=100)
+    c = M.realism_check(cache.tensor(), cache.table, n=300)
     print("\n".join(M.realism_check_lines(c)))
-    for kind in ("purple", "green", "blue"):
-        assert c[f"planted:{kind}"] >= 85, c
-    assert c["planted:orange"] >= 50 and c["planted:jaw"] >= 40 and c["planted:dark"] >= 15, c
-    assert c["planted"] >= 65, c
+    assert c["planted"] >= 90, c
     assert c["clean"] <= 5, c
-    # Issue 23's target is 5%; on 100 faces one or two more real faces flagged is noise, and today's
-    # rate on 300 test faces is 5.3% (helpers.metrics' docstring): this guards against it growing.
-    assert c["other age"] <= 10, c
+    assert c["other age"] <= 5, c
