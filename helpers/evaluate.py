@@ -92,6 +92,7 @@ import torch
 
 from . import catalog, identity, pretrained
 from . import metrics as M
+from . import realism as R
 from .agegan import apply_strength, check_strength, group_mid_ages, translate
 from .cli import number_list
 from .cache import build_cache
@@ -387,7 +388,7 @@ def score(t: Translations, judges: Judges) -> dict:
                                reference=t.reference, fid=judges.fid)
     row = {"model": t.model, "translation": t.translation, "data": judges.source, "status": "ok", **r}
     if t.has_input:  # a model with no input face (the cDCGAN) has no change to judge
-        row["realism_flagged"] = M.realism_flag_rate(t.fake, t.source)
+        row["realism_flagged"] = R.realism_flag_rate(t.fake, t.source)
     if judges.recognizer is not None and t.has_input:
         n = len(t.source) if judges.s.identity_faces is None else min(judges.s.identity_faces, len(t.source))
         row.update(_identity_columns(identity.identity_report(t.source[:n], t.fake[:n], judges.recognizer)))
@@ -468,10 +469,10 @@ def identity_rows(judges: Judges, sizes) -> list[dict]:
 
 
 def realism_rows(judges: Judges) -> dict:
-    """The realism measure's validation on this source's real test faces (:func:`helpers.metrics.realism_check`)."""
-    test = judges.test_cache(M.REALISM_SIZE)
+    """The realism measure's validation on this source's real test faces (:func:`helpers.realism.realism_check`)."""
+    test = judges.test_cache(R.REALISM_SIZE)
     n = 300 if judges.s.n_faces is None else min(300, max(judges.s.n_faces, 24))
-    return M.realism_check(test.tensor(), test.table, n=n)
+    return R.realism_check(test.tensor(), test.table, n=n)
 
 
 def realism_check_rows(judges: Judges) -> list[dict]:
@@ -479,11 +480,11 @@ def realism_check_rows(judges: Judges) -> list[dict]:
     unaltered and real faces of the other age group (must not be); the per-kind rates go to the notes."""
     c = realism_rows(judges)
     base = {"data": judges.source, "status": "realism check", "translation": "realism check"}
-    kinds = ", ".join(f"{k} {c[f'planted:{k}']:.0f}%" for k in M.PLANT_KINDS)
-    return [{**base, "model": f"real faces with planted artifacts ({len(M.PLANT_KINDS)} kinds)",
-             "faces": c["faces"] * len(M.PLANT_KINDS), "realism_flagged": c["planted"],
+    kinds = ", ".join(f"{k} {c[f'planted:{k}']:.0f}%" for k in R.PLANT_KINDS)
+    return [{**base, "model": f"real faces with planted artifacts ({len(R.PLANT_KINDS)} kinds)",
+             "faces": c["faces"] * len(R.PLANT_KINDS), "realism_flagged": c["planted"],
              "realism_note": f"realism check on {judges.source}: planted artifacts flagged by kind: {kinds}; "
-                             + "; ".join(M.realism_check_lines(c)[1:])},
+                             + "; ".join(R.realism_check_lines(c)[1:])},
             {**base, "model": "the same faces unaltered (shrunk to half size and back)", "faces": c["faces"],
              "realism_flagged": c["clean"]},
             {**base, "model": "real faces of the other age group (15-30 <-> 50+)", "faces": c["other age faces"],
@@ -655,12 +656,12 @@ def show_most_flagged(sets, n: int = 10, order: str = "most"):
     sets = [t for t in sets if t.has_input]
     if not sets:
         raise ValueError("no translations of input faces to judge (the cDCGAN alone has no input)")
-    size = M.REALISM_SIZE
+    size = R.REALISM_SIZE
     src = torch.cat([M._resize(M._as_float(t.source), size) for t in sets])
     fake = torch.cat([M._resize(M._as_float(t.fake), size) for t in sets])
     labels = [f"{t.model.split(' (')[0].split(',')[0]}\n-> {t.groups[k]}" for t in sets for k in t.target]
     which = "flagged most" if order == "most" else "passed most easily"
-    return M.show_realism(src, fake, n=n, order=order, labels=labels,
+    return R.show_realism(src, fake, n=n, order=order, labels=labels,
                           title=f"The outputs the realism measure {which} (magenta: where it objects)")
 
 
@@ -671,8 +672,8 @@ def save_realism_figures(sets, judges: dict, folder) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     j = judges[_source_of(sets[0], judges)]
-    test = j.test_cache(M.REALISM_SIZE).tensor()
-    fig = M.show_planted(test[torch.as_tensor(j.pick(len(test), seed=5, n=len(M.PLANT_KINDS) + 1))])
+    test = j.test_cache(R.REALISM_SIZE).tensor()
+    fig = R.show_planted(test[torch.as_tensor(j.pick(len(test), seed=5, n=len(R.PLANT_KINDS) + 1))])
     paths.append(folder / "realism_planted.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)

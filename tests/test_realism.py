@@ -1,7 +1,7 @@
 """The realism measure: planted artifacts are flagged, real faces are not.
 
 The course's measure is the learned blotch detector shipped in weights/realism.safetensors
-(helpers.realism); helpers.metrics.RealismJudge (``M.RULES``), the first, hand-made one, is kept
+(helpers.realism); helpers.realism.RealismJudge (``R.RULES``), the first, hand-made one, is kept
 for comparison. The planted-artifact checks run everywhere on toy faces drawn by the test and,
 where the real UTKFace sample is present (tests/conftest.py), on 300 real test-split faces with
 issue 23's targets: at least 90% of planted faces flagged, at most 5% of the same faces unaltered
@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import metrics as M
 from helpers import realism as R
 from helpers import toyfaces
 
@@ -42,8 +41,8 @@ def toy_old():
 
 def _rates(faces, judge, seed=0):
     out = {}
-    for i, kind in enumerate(M.PLANT_KINDS):
-        planted = M.plant_artifacts(faces, kind, np.random.default_rng(seed + i))
+    for i, kind in enumerate(R.PLANT_KINDS):
+        planted = R.plant_artifacts(faces, kind, np.random.default_rng(seed + i))
         out[kind] = 100.0 * judge.flags(planted, faces).mean()
     return out
 
@@ -53,40 +52,40 @@ def _rates(faces, judge, seed=0):
 
 def test_lab_round_trip_and_known_colours():
     x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
-    back = M.lab_to_rgb(M.rgb_to_lab(x))
+    back = R.lab_to_rgb(R.rgb_to_lab(x))
     assert (back.add(1).mul(127.5) - x.float()).abs().max() < 1.0
-    lab = M.rgb_to_lab(torch.tensor([[[[255]], [[255]], [[255]]], [[[0]], [[0]], [[0]]]], dtype=torch.uint8))
+    lab = R.rgb_to_lab(torch.tensor([[[[255]], [[255]], [[255]]], [[[0]], [[0]], [[0]]]], dtype=torch.uint8))
     assert torch.allclose(lab[0, :, 0, 0], torch.tensor([100.0, 0.0, 0.0]), atol=0.05)  # white
     assert torch.allclose(lab[1, :, 0, 0], torch.zeros(3), atol=0.05)  # black
 
 
 def test_plant_artifacts_is_seeded_keeps_the_type_and_paints_the_face(toy_young):
     faces = toy_young[:6]
-    a = M.plant_artifacts(faces, "purple", np.random.default_rng(3))
-    b = M.plant_artifacts(faces, "purple", np.random.default_rng(3))
+    a = R.plant_artifacts(faces, "purple", np.random.default_rng(3))
+    b = R.plant_artifacts(faces, "purple", np.random.default_rng(3))
     assert a.dtype == torch.uint8 and a.shape == faces.shape and torch.equal(a, b)
     changed = (a.float() - faces.float()).abs().amax(1) > 8  # (N, H, W)
-    face = M.face_mask(64)
+    face = R.face_mask(64)
     share = changed[:, face].float().sum(1) / face.sum()
     assert (share > 0.01).all() and (share < 0.25).all(), share  # a patch of 2-10% of the face, soft edges
-    assert not changed[:, ~M.face_mask(64, 1.3)].any()  # nothing far outside the face
-    as_float = M.plant_artifacts(faces.float() / 127.5 - 1, "dark", np.random.default_rng(0))
+    assert not changed[:, ~R.face_mask(64, 1.3)].any()  # nothing far outside the face
+    as_float = R.plant_artifacts(faces.float() / 127.5 - 1, "dark", np.random.default_rng(0))
     assert as_float.dtype == torch.float32 and as_float.min() >= -1 and as_float.max() <= 1
     with pytest.raises(ValueError, match="unknown artifact"):
-        M.plant_artifacts(faces, "pink", np.random.default_rng(0))
+        R.plant_artifacts(faces, "pink", np.random.default_rng(0))
 
 
 def test_scores_name_what_was_found(toy_young):
     faces = toy_young[:8]
-    patched = M.plant_artifacts(faces, "green", np.random.default_rng(1))
-    s = M.RULES.scores(patched, faces)
+    patched = R.plant_artifacts(faces, "green", np.random.default_rng(1))
+    s = R.RULES.scores(patched, faces)
     assert list(s.columns) == ["colour_patch", "dark_spot", "severity", "flagged"]
     assert (s["colour_patch"] > s["dark_spot"]).mean() > 0.5  # a green patch is colour, not a dark spot
-    same = M.RULES.scores(faces, faces)
+    same = R.RULES.scores(faces, faces)
     assert not same["flagged"].any() and (same["severity"] == 0).all()
     with pytest.raises(ValueError, match="one input per output"):
-        M.RULES.scores(faces, faces[:3])
-    where = M.RULES.where(patched, faces)
+        R.RULES.scores(faces, faces[:3])
+    where = R.RULES.where(patched, faces)
     assert where.shape == (8, 64, 64) and where[torch.as_tensor(s["flagged"].to_numpy())].flatten(1).any(1).all()
 
 
@@ -100,7 +99,7 @@ def test_random_artifacts_are_seeded_and_paint_only_the_face(toy_young):
     assert torch.equal(a, R.random_artifacts(faces, np.random.default_rng(4)))
     changed = (a.float() - faces.float()).abs().amax(1) > 8
     assert changed.flatten(1).any(1).all()  # every face gets something
-    assert not changed[:, ~M.face_mask(64, 1.3)].any()
+    assert not changed[:, ~R.face_mask(64, 1.3)].any()
 
 
 def test_the_detector_trains_and_its_file_round_trips(toy_young, tmp_path):
@@ -137,7 +136,7 @@ def test_a_missing_foreign_or_damaged_detector_file_says_what_to_do(tmp_path):
 
 @pytest.fixture(scope="module")
 def judge():
-    return M.realism_judge()
+    return R.judge()
 
 
 def test_the_shipped_detector_is_the_course_measure_and_is_small(judge):
@@ -155,7 +154,7 @@ def test_planted_artifacts_are_flagged_on_toy_faces(toy_young, toy_old, judge):
 
 def test_unaltered_toy_faces_and_real_aging_are_not_flagged(toy_young, toy_old, judge):
     faces = torch.cat([toy_young, toy_old])
-    assert judge.flag_rate(M.unaltered(faces), faces) <= 5.0
+    assert judge.flag_rate(R.unaltered(faces), faces) <= 5.0
     # The toy painter draws the same person older: grey hair, wrinkles, age spots, paler skin.
     older = _toy([72])
     younger = _toy([22])
@@ -176,8 +175,8 @@ def test_realism_check_on_real_test_faces(real_utkface_dir):
     table = load_faces("utkface", path=real_utkface_dir, verbose=False)
     _, test = train_test_split(table, config.DATA.test_fraction, config.DATA.split_seed)
     cache = build_cache(test, 64, verbose=False)
-    c = M.realism_check(cache.tensor(), cache.table, n=300)
-    print("\n".join(M.realism_check_lines(c)))
+    c = R.realism_check(cache.tensor(), cache.table, n=300)
+    print("\n".join(R.realism_check_lines(c)))
     assert c["planted"] >= 90, c
     assert c["clean"] <= 5, c
     assert c["other age"] <= 5, c
