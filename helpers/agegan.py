@@ -99,7 +99,8 @@ from . import config, weights
 from .cli import check_strength  # the strength check lives with the command lines' early checks
 from .plots import denormalize
 from .layers import (MASK_INIT_BIAS, AgeAuxClassifier, ClassificationLoss, LSGANLoss, ResidualBlock, WeightedL1,
-                     augmenter, count_parameters, init_weights, make_scheduler, mask_head, mask_penalty)
+                     augmenter, coarse_colour, count_parameters, init_weights, make_scheduler, mask_head,
+                     mask_penalty)
 from .metrics import PUBLISHED_SEED001, accuracy, train_group_classifier
 from .cache import BatchLoader
 from .runs import Run, default_run_dir, face_loader, labelled_cache, load_split, show_indices
@@ -314,17 +315,6 @@ class Decoder(nn.Module):
             h = up(h, mods[i])
             i += 1
         return h
-
-
-def coarse_colour(change: torch.Tensor, cells: int) -> torch.Tensor:
-    """``change`` (B, 3, H, W) with its grey part kept and its colour averaged to ``cells x cells`` and enlarged smoothly.
-
-    The grey part is the mean over R, G and B (the same on all three); the colour is what is left.
-    """
-    grey = change.mean(1, keepdim=True)
-    colour = F.adaptive_avg_pool2d((change - grey).float(), cells)
-    colour = F.interpolate(colour, size=change.shape[-2:], mode="bilinear", align_corners=False)
-    return grey + colour.to(change.dtype)
 
 
 class AgeGenerator(nn.Module):

@@ -244,6 +244,7 @@ class CycleGANSettings:
     age_aux_batch: int = 0  # >0: it also learns from this many remembered real faces of each domain per step
     diffaug: str = ""  # DiffAugment policy for the discriminators (Zhao et al., 2020), e.g. "color,translation"
     upsample: str = "transposed"  # generator upsampling: "transposed" (the paper's) or "nearest" + conv (no checkerboard)
+    colour_res: int = 0  # >0: the change's colour averaged to this many cells a side (no small colour patches; 0: off)
 
     @property
     def epochs(self) -> int:

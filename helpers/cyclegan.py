@@ -103,7 +103,8 @@ from torch import nn
 from . import config, splits, weights
 from .cache import build_cache, to_float, to_uint8
 from .layers import (LR_POLICIES, MASK_INIT_BIAS, AgeAuxClassifier, augmenter, LinearDecay, LSGANLoss, ResidualBlock,
-                     WeightedL1, count_parameters, diff_augment, init_weights, make_scheduler, mask_head, mask_penalty)
+                     WeightedL1, coarse_colour, count_parameters, diff_augment, init_weights, make_scheduler, mask_head,
+                     mask_penalty)
 from .plots import make_grid
 from .runs import Run, default_run_dir, face_loader, load_split
 from .toyfaces import render_face
@@ -172,10 +173,17 @@ class ResnetGenerator(nn.Module):
 
 
 def _output(gen, x, return_mask: bool = False):
-    """The generator's image; with a mask head, ``m * colour + (1 - m) * x`` (and ``m`` when asked)."""
+    """The generator's image; with a mask head, ``m * colour + (1 - m) * x`` (and ``m`` when asked).
+
+    A generator with ``colour_res`` (set by :func:`make_generator`) keeps the colour of its change coarse
+    (:func:`helpers.layers.coarse_colour`): no small patch of colour, only broad tints, and every grey detail.
+    """
+    cells = gen.__dict__.get("colour_res", 0)
     if gen.mask_head is None:
         y = gen.net(x)
         y = (x + 2 * y).clamp(-1, 1) if gen.residual else y
+        if cells:
+            y = (x + coarse_colour(y - x, cells)).clamp(-1, 1)
         return (y, None) if return_mask else y
     h = gen.net[:-3](x)  # the features before the 7x7 colour convolution and its tanh
     colour = gen.net[-3:](h)
@@ -186,6 +194,8 @@ def _output(gen, x, return_mask: bool = False):
     if log is not None:  # noted for the mask penalty around a student's generator_losses
         log.append((x, m))
     y = m * colour + (1 - m) * x
+    if cells:
+        y = (x + coarse_colour(y - x, cells)).clamp(-1, 1)
     return (y, m) if return_mask else y
 
 
@@ -245,13 +255,16 @@ GENERATORS = {"resnet": ResnetGenerator, "seed003": Seed003Generator}
 
 
 def make_generator(style: str = "resnet", ngf: int = 64, n_blocks: int = 9, residual: bool = False,
-                   mask: bool = False, upsample: str = "transposed") -> nn.Module:
+                   mask: bool = False, upsample: str = "transposed", colour_res: int = 0) -> nn.Module:
     """A generator by design name (see :data:`GENERATORS`); ``mask=True`` adds GANimation's attention mask,
-    ``upsample="nearest"`` replaces the transposed convolutions by nearest-neighbour doubling and a convolution."""
+    ``upsample="nearest"`` replaces the transposed convolutions by nearest-neighbour doubling and a convolution,
+    ``colour_res`` > 0 keeps the colour of the change at that many cells a side (:func:`_output`)."""
     try:
-        return GENERATORS[style](ngf=ngf, n_blocks=n_blocks, residual=residual, mask=mask, upsample=upsample)
+        gen = GENERATORS[style](ngf=ngf, n_blocks=n_blocks, residual=residual, mask=mask, upsample=upsample)
     except KeyError:
         raise ValueError(f"no generator design {style!r}; choose one of {sorted(GENERATORS)}") from None
+    gen.colour_res = int(colour_res)
+    return gen
 
 
 def patch_discriminator(ndf: int = 64, n_layers: int = 3) -> nn.Sequential:
@@ -489,8 +502,8 @@ class CycleGAN(Trainable):
         with torch.random.fork_rng(devices=[]):  # the same seed gives the same starting weights,
             torch.manual_seed(seed)  # without touching the caller's random state
             self.networks = {
-                "G_AB": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample)),
-                "G_BA": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample)),
+                "G_AB": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample, s.colour_res)),
+                "G_BA": build(make_generator(generator, ngf, n_blocks, residual, mask, upsample, s.colour_res)),
                 "D_A": build(PatchDiscriminator(ndf, n_layers_D, layers=discriminator)),
                 "D_B": build(PatchDiscriminator(ndf, n_layers_D, layers=discriminator)),
             }
@@ -766,7 +779,7 @@ def save_generators(model: CycleGAN, path) -> Path:
 def generator_from(c: dict, weights: dict | None = None, device="cpu") -> nn.Module:
     """One generator rebuilt from a model config ``c`` (a checkpoint's, or ``model.config``), with ``weights``, in eval mode."""
     s = config.settings_from(config.CYCLEGAN, c)
-    G = make_generator(s.generator, s.ngf, s.n_blocks, s.residual, s.mask, s.upsample)
+    G = make_generator(s.generator, s.ngf, s.n_blocks, s.residual, s.mask, s.upsample, s.colour_res)
     if weights is not None:
         G.load_state_dict(weights)
     return G.to(device).eval()

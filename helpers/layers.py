@@ -286,3 +286,14 @@ def make_scheduler(optimizer, policy: str = "linear", n_epochs_constant: int = 1
     if policy == "cosine":
         return sched.CosineAnnealingLR(optimizer, T_max=max(1, n_epochs_constant + n_epochs_decay), eta_min=0.0)
     raise ValueError(f"no learning-rate policy {policy!r}; choose one of {list(LR_POLICIES)}")
+
+
+def coarse_colour(change: torch.Tensor, cells: int) -> torch.Tensor:
+    """``change`` (B, 3, H, W) with its grey part kept and its colour averaged to ``cells x cells`` and enlarged smoothly.
+
+    The grey part is the mean over R, G and B (the same on all three); the colour is what is left.
+    """
+    grey = change.mean(1, keepdim=True)
+    colour = F.adaptive_avg_pool2d((change - grey).float(), cells)
+    colour = F.interpolate(colour, size=change.shape[-2:], mode="bilinear", align_corners=False)
+    return grey + colour.to(change.dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -607,3 +608,25 @@ def test_a_students_generator_losses_trains_the_real_face_setting_too():
     assert not isinstance(model.D_A, cg._Augmented) and "mask_log" not in vars(model.networks["G_AB"])
     out = model.train_step((real_a, real_b))  # and the whole step runs with it
     assert {"G_mask", "G_age", "C_age"} <= set(out)
+
+
+def test_a_generator_with_coarse_colour_paints_its_change_in_broad_tints_only():
+    from helpers.layers import coarse_colour
+
+    torch.manual_seed(0)
+    G = cg.make_generator("resnet", ngf=8, n_blocks=1, residual=True, mask=True, colour_res=4)
+    assert G.colour_res == 4
+    for p in G.net[-2].parameters():  # any change it draws
+        torch.nn.init.normal_(p, std=0.05)
+    torch.nn.init.zeros_(G.mask_head[-1].bias)  # the mask half open
+    x = torch.rand(2, 3, 32, 32) * 1.6 - 0.8
+    with torch.no_grad():
+        coarse = G(x)
+        G.colour_res = 0
+        fine = G(x)
+    assert torch.allclose(coarse, (x + coarse_colour(fine - x, 4)).clamp(-1, 1), atol=1e-6)
+    assert not torch.allclose(coarse, fine, atol=1e-3)
+    s = replace(config.CYCLEGAN_CPU, image_size=32, ngf=8, ndf=8, n_blocks=1, colour_res=4)
+    gan = cg.CycleGAN(s)
+    assert gan.G_AB.colour_res == gan.G_BA.colour_res == 4
+    assert cg.generator_from(gan.config, gan.G_AB.state_dict()).colour_res == 4
