@@ -280,7 +280,7 @@ CYCLEGAN_CPU = pick(
 # realism detector; with it, 4.2% and 3.7%, with 93.8% / 80.1% age and 87.5% / 88.5% same person at 64 px
 # (96.5% / 96.0% at 256 px), 25.2 min beside another training (the shipped weights, issue 23; lambda_age=4
 # instead of 2 gave 88.0% / 84.1% age but 89.5% / 80.5% same person). 2 + 2 epochs of 1,432 steps at batch 1:
-# 13.5 minutes on one CPU thread (before colour_res; the same work).
+# 16.4 minutes on one CPU thread beside other work: 84.3% / 70.3% age, 97.5% / 97.0% same person, 3.1% / 4.9% flagged.
 CYCLEGAN_REAL_CPU = pick(
     replace(CYCLEGAN_CPU, mask=True, lambda_mask=0.01, lambda_age=2.0, age_aux_lr=1e-3, age_aux_fakes=True,
             age_aux_batch=16, upsample="nearest", diffaug="translation", lambda_cycle=5.0, colour_res=4,
