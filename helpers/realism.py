@@ -314,7 +314,7 @@ class RealismJudge:
 #: The first realism measure, hand-made colour rules (kept for comparison; the module docstring has its figures).
 RULES = RealismJudge()
 #: The size (px) every realism measure judges faces at.
-REALISM_SIZE = 64
+REALISM_SIZE = SIZE
 
 
 def realism_flag_rate(outputs, inputs, judge=None) -> float:
@@ -631,12 +631,12 @@ def random_artifacts(images, rng: np.random.Generator) -> torch.Tensor:
         for _ in range(int(rng.integers(1, 4))):
             kind = rng.choice(["patch", "dark", "outline"], p=[0.55, 0.25, 0.2])
             if kind == "patch":
-                centre = _in_face(rng, 0.75)
+                centre = _point_in_face(rng, 0.75)
                 alpha = rng.uniform(0.3, 0.85) * _blob(size, centre, rng.uniform(0.005, 0.12) * face_area,
                                                       rng.uniform(0.35, 1.0), rng.uniform(0, math.pi))
                 _tint(lab[i], alpha, _random_colour(rng, skin))
             elif kind == "dark":
-                alpha = _blob(size, _in_face(rng, 0.7), rng.uniform(0.003, 0.025) * face_area, rng.uniform(0.3, 1.0),
+                alpha = _blob(size, _point_in_face(rng, 0.7), rng.uniform(0.003, 0.025) * face_area, rng.uniform(0.3, 1.0),
                               rng.uniform(0, math.pi))
                 lab[i, 0] *= 1 - alpha * rng.uniform(0.3, 0.7)
                 lab[i, 1:] *= 1 - alpha * rng.uniform(0.0, 0.5)
@@ -653,14 +653,6 @@ def random_artifacts(images, rng: np.random.Generator) -> torch.Tensor:
                 _tint(lab[i], alpha, _random_colour(rng, skin))
     out = lab_to_rgb(lab)
     return ((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def _in_face(rng, scale: float):
-    cx, cy, ax, ay = FACE_ELLIPSE
-    while True:
-        u, v = rng.uniform(-1, 1, 2)
-        if u * u + v * v <= 1:
-            return cx + u * ax * scale, cy + v * ay * scale
 
 
 def _jitter(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -801,10 +793,14 @@ def load(path=None) -> BlotchJudge:
         raise RealismUnavailable(f"{path} is not a readable safetensors file ({err}): {redo}") from None
     if meta.get("model") != "realism":
         raise RealismUnavailable(f"{path} holds {meta.get('model')!r} weights, not the realism detector: {redo}")
-    net = BlotchNet(int(meta.get("width", 32)))
-    state = net.state_dict()
-    net.load_state_dict({k: tensors[k].to(state[k].dtype) for k in state})
-    return BlotchJudge(net.eval(), float(meta["threshold"]), json.loads(meta.get("note", "{}")))
+    try:
+        net = BlotchNet(int(meta.get("width", 32)))
+        state = net.state_dict()
+        net.load_state_dict({k: tensors[k].to(state[k].dtype) for k in state})
+        return BlotchJudge(net.eval(), float(meta["threshold"]), json.loads(meta.get("note", "{}")))
+    except (KeyError, ValueError, RuntimeError) as err:  # a tensor, the threshold or a shape not as written
+        raise RealismUnavailable(f"{path} is not a complete realism detector ({type(err).__name__}: {err}): "
+                                 f"{redo}") from None
 
 
 _JUDGE: BlotchJudge | None = None

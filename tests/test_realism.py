@@ -86,7 +86,7 @@ def test_scores_name_what_was_found(toy_young):
     with pytest.raises(ValueError, match="one input per output"):
         R.RULES.scores(faces, faces[:3])
     where = R.RULES.where(patched, faces)
-    assert where.shape == (8, 64, 64) and where[torch.as_tensor(s["flagged"].to_numpy())].flatten(1).any(1).all()
+    assert where.shape == (8, 64, 64) and where[torch.tensor(s["flagged"].to_numpy())].flatten(1).any(1).all()
 
 
 # --------------------------------------------------------------------------- the learned detector
@@ -129,6 +129,10 @@ def test_a_missing_foreign_or_damaged_detector_file_says_what_to_do(tmp_path):
     save_file({"w": torch.zeros(1)}, str(other), metadata={"model": "agegan"})
     with pytest.raises(R.RealismUnavailable, match="'agegan' weights, not the realism detector"):
         R.load(other)
+    partial = tmp_path / "partial.safetensors"
+    save_file({"w": torch.zeros(1)}, str(partial), metadata={"model": "realism", "threshold": "1.0"})
+    with pytest.raises(R.RealismUnavailable, match="not a complete realism detector"):
+        R.load(partial)
 
 
 # --------------------------------------------------------------------------- the rates on toy faces (everywhere)
